@@ -1,0 +1,122 @@
+r"""Saving and loading gradient networks safely.
+
+A saved file holds a JSON-compatible configuration (the class name and constructor
+arguments, nested for combinators) and the weights. Loading uses
+``torch.load(weights_only=True)``, which never executes code from the file, and
+rebuilds the network only from classes registered as
+:class:`~otgrad.nn.GradientNetwork` subclasses.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from .nn.base import GradientNetwork
+
+__all__ = ["save", "load", "FORMAT"]
+
+FORMAT = "otgrad.network/1"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, GradientNetwork):
+        return {"__network__": type(value).__name__, "config": _encode(value.config())}
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot serialize configuration value of type {type(value).__name__}")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "__network__" in value:
+            return _build(value["__network__"], value.get("config"))
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _build(name: Any, config: Any) -> GradientNetwork:
+    cls = GradientNetwork.registry.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"corrupt checkpoint: unknown network class {name!r}")
+    if not isinstance(config, dict):
+        raise ValueError(f"corrupt checkpoint: the configuration of {name} is not a mapping")
+    try:
+        return cls(**_decode(config))
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"corrupt checkpoint: cannot rebuild {name} from its configuration: {e}"
+        ) from e
+
+
+def save(net: GradientNetwork, path: str | os.PathLike) -> None:
+    r"""Saves a network's configuration and weights to ``path``.
+
+    Arguments:
+        net: The network.
+        path: The destination file.
+
+    Example:
+        >>> from otgrad.nn import GradNetC
+        >>> save(GradNetC(2, 8), "net.pt")  # doctest: +SKIP
+    """
+    if not isinstance(net, GradientNetwork):
+        raise TypeError(f"net must be a GradientNetwork, got {type(net).__name__}")
+    payload = {
+        "format": FORMAT,
+        "network": _encode(net),
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+    }
+    torch.save(payload, path)
+
+
+def load(
+    path: str | os.PathLike, map_location: str | torch.device | None = "cpu"
+) -> GradientNetwork:
+    r"""Loads a network saved by :func:`save`, without executing code from the file.
+
+    Arguments:
+        path: The file.
+        map_location: Where to put the weights.
+
+    Returns:
+        The network, with the saved weights and dtype.
+
+    Raises:
+        ValueError: If the file is truncated, tampered with, or not an otgrad network.
+    """
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # unpickling errors, truncated zip archives, ...
+        raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: {type(e).__name__}: {e}") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: not an otgrad network file")
+    spec, state = payload.get("network"), payload.get("state_dict")
+    if not isinstance(spec, dict) or not isinstance(state, dict):
+        raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: missing network or weights")
+    net = _build(spec.get("__network__"), spec.get("config"))
+    dtypes = {
+        v.dtype for v in state.values() if isinstance(v, torch.Tensor) and v.is_floating_point()
+    }
+    if len(dtypes) == 1:
+        net = net.to(dtypes.pop())
+    try:
+        net.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(
+            f"corrupt checkpoint {os.fspath(path)!r}: weights do not match: {e}"
+        ) from e
+    for k, v in net.state_dict().items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: non-finite weights in {k}")
+    return net.to(map_location) if map_location is not None else net

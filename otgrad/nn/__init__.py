@@ -1,0 +1,65 @@
+r"""Gradient networks: architectures that are, by construction, gradients of potentials.
+
+All architectures subclass :class:`GradientNetwork` and take inputs of shape
+``(*, dim)``. Monotone ones (``monotone=True``) are mGradNets: gradients of convex
+functions.
+"""
+
+from .activations import (
+    Activation,
+    GroupActivation,
+    Identity,
+    LogCoshSquare,
+    Sigmoid,
+    SigmoidMixture,
+    Softmax,
+    Softplus,
+    Tanh,
+    WSoftmax,
+    WTanh,
+)
+from .base import GradientNetwork, check_input, set_validation, validation
+from .baselines import ICNN, MLPPotential
+from .cascade import GradNetC
+from .combine import (
+    ConicalSum,
+    Difference,
+    LipschitzShift,
+    StronglyConvex,
+    Sum,
+    TransformedRidgeSum,
+)
+from .modular import GradNetM
+from .single import SingleLayerGradNet
+from .structure import RidgeTerm, StructuredJacobian
+
+__all__ = [
+    "GradientNetwork",
+    "SingleLayerGradNet",
+    "GradNetC",
+    "GradNetM",
+    "Sum",
+    "ConicalSum",
+    "StronglyConvex",
+    "LipschitzShift",
+    "Difference",
+    "TransformedRidgeSum",
+    "ICNN",
+    "MLPPotential",
+    "Activation",
+    "Identity",
+    "Tanh",
+    "Sigmoid",
+    "Softplus",
+    "WTanh",
+    "SigmoidMixture",
+    "GroupActivation",
+    "Softmax",
+    "WSoftmax",
+    "LogCoshSquare",
+    "StructuredJacobian",
+    "RidgeTerm",
+    "check_input",
+    "set_validation",
+    "validation",
+]
