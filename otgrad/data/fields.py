@@ -1,0 +1,81 @@
+r"""Target gradient fields of the paper's experiments, with exact potentials and gradients.
+
+References:
+    | Gradient Networks (Chaudhari, Pranav, Moura, 2025), eqs. (46)–(49).
+    | Convex Potential Flows / ICGN benchmark (Richter-Powell, Lorraine, Amos, 2021).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..nn.base import check_input
+
+__all__ = ["GradientField", "ConvexField", "NonconvexField", "unit_grid"]
+
+
+class GradientField:
+    r"""A known gradient field :math:`\nabla F` on :math:`\mathbb{R}^d` with its potential :math:`F`."""
+
+    dim: int = 2
+    convex: bool = False
+
+    def potential(self, x: Tensor) -> Tensor:
+        r"""Returns :math:`F(x)`, shape ``(*)``."""
+        raise NotImplementedError
+
+    def gradient(self, x: Tensor) -> Tensor:
+        r"""Returns :math:`\nabla F(x)`, shape ``(*, d)``."""
+        raise NotImplementedError
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.gradient(check_input(x, "x", self.dim))
+
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, dtype=torch.float32
+    ) -> tuple[Tensor, Tensor]:
+        r"""Draws ``n`` uniform points on :math:`[0, 1]^d` and their gradients."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        x = torch.rand(n, self.dim, generator=generator, dtype=dtype)
+        return x, self.gradient(x)
+
+
+class ConvexField(GradientField):
+    r"""The convex benchmark, eqs. (46)–(47):
+    :math:`F = x_1^4 + x_1^2/2 + x_1 x_2/2 + 3x_2^2/2 - x_2^3/3`, convex on :math:`[0, 1]^2`."""
+
+    convex = True
+
+    def potential(self, x):
+        x1, x2 = x[..., 0], x[..., 1]
+        return x1**4 + x1**2 / 2 + x1 * x2 / 2 + 1.5 * x2**2 - x2**3 / 3
+
+    def gradient(self, x):
+        x1, x2 = x[..., 0], x[..., 1]
+        return torch.stack([4 * x1**3 + x1 + x2 / 2, 3 * x2 - x2**2 + x1 / 2], dim=-1)
+
+
+class NonconvexField(GradientField):
+    r"""The nonconvex benchmark, eqs. (48)–(49):
+    :math:`G = \sin(2\pi x_1)\cos(\pi x_2)/4 + x_1 x_2/2 - x_2^2/2`."""
+
+    def potential(self, x):
+        x1, x2 = x[..., 0], x[..., 1]
+        return torch.sin(2 * math.pi * x1) * torch.cos(math.pi * x2) / 4 + x1 * x2 / 2 - x2**2 / 2
+
+    def gradient(self, x):
+        x1, x2 = x[..., 0], x[..., 1]
+        g1 = math.pi / 2 * torch.cos(2 * math.pi * x1) * torch.cos(math.pi * x2) + x2 / 2
+        g2 = -math.pi / 4 * torch.sin(2 * math.pi * x1) * torch.sin(math.pi * x2) + x1 / 2 - x2
+        return torch.stack([g1, g2], dim=-1)
+
+
+def unit_grid(n: int = 100, dtype=torch.float32) -> Tensor:
+    r"""The uniform ``n × n`` test grid on :math:`[0, 1]^2`, shape ``(n², 2)`` (the paper's test set)."""
+    t = torch.linspace(0, 1, n, dtype=dtype)
+    g1, g2 = torch.meshgrid(t, t, indexing="xy")
+    return torch.stack([g1.reshape(-1), g2.reshape(-1)], dim=-1)

@@ -1,0 +1,90 @@
+"""Activations: derivative and antiderivative are consistent with the value."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from otgrad.nn import (
+    Identity,
+    LogCoshSquare,
+    Sigmoid,
+    SigmoidMixture,
+    Softmax,
+    Softplus,
+    Tanh,
+    WSoftmax,
+    WTanh,
+)
+from otgrad.nn.activations import softplus_integral
+
+ELEMENTWISE = [
+    lambda: Identity(),
+    lambda: Tanh(),
+    lambda: Sigmoid(),
+    lambda: Softplus(),
+    lambda: WTanh(5),
+    lambda: WTanh(5, monotone=False),
+    lambda: SigmoidMixture(5),
+    lambda: SigmoidMixture(5, components=3, monotone=False),
+]
+
+
+def randomize(module, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return module
+
+
+@pytest.mark.parametrize("make", ELEMENTWISE)
+def test_elementwise_calculus(make):
+    act = randomize(make().double())
+    t = (torch.linspace(-6, 6, 101, dtype=torch.float64)[:, None] * torch.ones(5)).requires_grad_()
+    value, deriv = act.value_and_derivative(t)
+    (d_auto,) = torch.autograd.grad(value.sum(), t, create_graph=True)
+    assert torch.allclose(deriv, d_auto, atol=1e-12)
+    (s_grad,) = torch.autograd.grad(act.antiderivative(t).sum(), t)
+    assert torch.allclose(s_grad, value, atol=1e-10)
+    bound = act.derivative_bound().to(t)
+    assert bool((deriv.abs() <= bound + 1e-12).all())
+    if act.monotone:
+        assert bool((deriv >= 0).all())
+
+
+def test_softplus_integral_matches_numerical_quadrature():
+    t = torch.tensor([-50.0, -5.0, -1.0, -0.3, 0.0, 0.7, 1.0, 4.0, 30.0], dtype=torch.float64)
+    s = torch.linspace(-80, 0, 400_001, dtype=torch.float64)
+    for ti in t:
+        grid = s + ti
+        ref = torch.trapezoid(torch.nn.functional.softplus(grid), grid)
+        assert abs(float(softplus_integral(ti[None])[0]) - float(ref)) < 1e-7
+    assert abs(float(softplus_integral(torch.zeros(1, dtype=torch.float64))) - math.pi**2 / 12) < 1e-15
+    huge = softplus_integral(torch.tensor([1e4, -1e4]))
+    assert bool(torch.isfinite(huge).all())
+    assert abs(float(huge[0]) - (math.pi**2 / 6 + 5e7)) / 5e7 < 1e-6
+
+
+@pytest.mark.parametrize("make", [lambda: Softmax(3), lambda: WSoftmax(3), lambda: LogCoshSquare(3)])
+def test_group_calculus(make):
+    act = randomize(make().double())
+    z = torch.randn(4, 3, 6, dtype=torch.float64)
+    grad, (D, U, s) = act.gradient_and_hessian(z)
+    for b in range(4):
+        for g in range(3):
+            zz = z[b, g].clone()
+
+            def phi(v, g=g, b=b):
+                full = z[b].clone()
+                full[g] = v
+                return act.potential(full)[g]
+
+            assert torch.allclose(torch.func.grad(phi)(zz), grad[b, g], atol=1e-12)
+            hess = torch.diag(D[b, g]) + U[b, g] @ torch.diag(s[b, g]) @ U[b, g].T
+            assert torch.allclose(torch.func.hessian(phi)(zz), hess, atol=1e-10)
+            eig = torch.linalg.eigvalsh(hess)
+            assert float(eig.min()) >= -1e-12  # convex
+            assert float(eig.max()) <= float(act.hessian_bound()[g]) + 1e-12

@@ -1,0 +1,66 @@
+"""Numerical routines: quadrature, line integrals, the inverse solver."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from otgrad import calculus
+from otgrad.nn import GradNetC, MLPPotential, StronglyConvex
+
+
+def test_gauss_legendre_is_exact_for_polynomials():
+    t, w = calculus.gauss_legendre(5)
+    for k in range(10):
+        assert abs(float((w * t**k).sum()) - 1 / (k + 1)) < 1e-14
+    with pytest.raises(ValueError, match="n must be"):
+        calculus.gauss_legendre(0)
+
+
+def test_integrate_0_to():
+    u = torch.tensor([-2.0, 0.0, 0.5, 3.0], dtype=torch.float64)
+    out = calculus.integrate_0_to(torch.cos, u, nodes=32)
+    assert torch.allclose(out, torch.sin(u), atol=1e-14)
+
+
+def test_line_integral_recovers_a_known_potential():
+    x = torch.randn(10, 3, dtype=torch.float64)
+    f = lambda y: torch.stack([2 * y[:, 0] * y[:, 1], y[:, 0] ** 2, torch.cos(y[:, 2])], -1)
+    psi = lambda y: y[:, 0] ** 2 * y[:, 1] + torch.sin(y[:, 2])
+    assert torch.allclose(calculus.line_integral_potential(f, x), psi(x), atol=1e-13)
+
+
+def test_autograd_fallback_potential_uses_the_line_integral():
+    net = MLPPotential(3, 8).double()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    fallback = calculus.line_integral_potential(net._forward, x)
+    exact = net.potential(x) - net.potential(torch.zeros(1, 3, dtype=torch.float64))
+    assert torch.allclose(fallback, exact, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["newton", "newton-cg"])
+def test_invert_from_far_starts(method):
+    torch.manual_seed(0)
+    net = StronglyConvex(GradNetC(4, 16), 0.05).double()
+    x = 5 * torch.randn(32, 4, dtype=torch.float64)
+    y = net(x)
+    far = 100 * torch.randn(32, 4, dtype=torch.float64)
+    xi = net.inverse(y, tol=1e-12, x0=far, method=method)
+    assert torch.allclose(xi, x, atol=1e-8)
+
+
+def test_invert_argument_errors():
+    y = torch.randn(3, 2)
+    with pytest.raises(ValueError, match="method"):
+        calculus.invert(lambda x: x, y, method="bisection")
+    with pytest.raises(ValueError, match="needs a jacobian"):
+        calculus.invert(lambda x: x, y, method="newton")
+    with pytest.raises(ValueError, match="needs a jvp"):
+        calculus.invert(lambda x: x, y, method="newton-cg")
+
+
+def test_spectral_norm_and_power_iteration_agree():
+    a = torch.randn(7, 5, dtype=torch.float64)
+    exact = float(calculus.spectral_norm(a)) ** 2
+    est = calculus.power_iteration(lambda v: a.T @ (a @ v), (5,), iterations=500)
+    assert abs(est - exact) / exact < 1e-8
