@@ -25,8 +25,13 @@ def test_integrate_0_to():
 
 def test_line_integral_recovers_a_known_potential():
     x = torch.randn(10, 3, dtype=torch.float64)
-    f = lambda y: torch.stack([2 * y[:, 0] * y[:, 1], y[:, 0] ** 2, torch.cos(y[:, 2])], -1)
-    psi = lambda y: y[:, 0] ** 2 * y[:, 1] + torch.sin(y[:, 2])
+
+    def f(y):
+        return torch.stack([2 * y[:, 0] * y[:, 1], y[:, 0] ** 2, torch.cos(y[:, 2])], -1)
+
+    def psi(y):
+        return y[:, 0] ** 2 * y[:, 1] + torch.sin(y[:, 2])
+
     assert torch.allclose(calculus.line_integral_potential(f, x), psi(x), atol=1e-13)
 
 

@@ -143,6 +143,9 @@ class Identity(Activation):
     r"""The identity :math:`\sigma(t) = t`, :math:`S(t) = t^2/2`: eq. (7) becomes a linear
     map :math:`W^\top \operatorname{diag}(\alpha) W x + c` (a PSD one when :math:`\alpha \ge 0`)."""
 
+    def forward(self, t: Tensor) -> Tensor:
+        return t
+
     def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
         return t, torch.ones_like(t)
 
@@ -155,6 +158,9 @@ class Identity(Activation):
 
 class Tanh(Activation):
     r""":math:`\tanh`, with :math:`S = \log\cosh`; :math:`0 < \sigma' \le 1`."""
+
+    def forward(self, t: Tensor) -> Tensor:
+        return torch.tanh(t)
 
     def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
         y = torch.tanh(t)
@@ -170,6 +176,9 @@ class Tanh(Activation):
 class Sigmoid(Activation):
     r"""The logistic sigmoid, with :math:`S = \operatorname{softplus}`; :math:`0 < \sigma' \le 1/4`."""
 
+    def forward(self, t: Tensor) -> Tensor:
+        return torch.sigmoid(t)
+
     def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
         y = torch.sigmoid(t)
         return y, y * (1 - y)
@@ -183,6 +192,9 @@ class Sigmoid(Activation):
 
 class Softplus(Activation):
     r""":math:`\log(1 + e^t)`, with :math:`S = -\mathrm{Li}_2(-e^t)` (:func:`softplus_integral`)."""
+
+    def forward(self, t: Tensor) -> Tensor:
+        return F.softplus(t)
 
     def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
         return F.softplus(t), torch.sigmoid(t)
@@ -221,6 +233,11 @@ class WTanh(Activation):
         if self.monotone:
             return F.softplus(self.raw_a), F.softplus(self.raw_b)
         return self.raw_a, self.raw_b
+
+    def forward(self, t: Tensor) -> Tensor:
+        a, b = self._weights()
+        y = torch.tanh(t)
+        return torch.addcmul(b * t, a - b, y)  # a tanh t + b (t - tanh t)
 
     def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
         a, b = self._weights()
@@ -271,6 +288,10 @@ class SigmoidMixture(Activation):
     def _weights(self) -> tuple[Tensor, Tensor]:
         a = F.softplus(self.raw_a) if self.monotone else self.raw_a
         return a, F.softplus(self.raw_c)
+
+    def forward(self, t: Tensor) -> Tensor:
+        a, c = self._weights()
+        return (a * torch.sigmoid(t[..., None] * c + self.e)).sum(-1)
 
     def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
         a, c = self._weights()

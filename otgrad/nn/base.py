@@ -114,6 +114,7 @@ class GradientNetwork(nn.Module):
         dim: The input (and output) dimension :math:`d`.
         monotone: Whether the network is an mGradNet (gradient of a convex function)
             for every value of its parameters.
+        quadrature_nodes: The number of Gauss–Legendre nodes of quadrature potentials (64).
     """
 
     registry: ClassVar[dict[str, type[GradientNetwork]]] = {}
@@ -190,7 +191,7 @@ class GradientNetwork(nn.Module):
 
         Defined up to an additive constant that is fixed per network (it does not
         depend on ``x``). Closed form where the architecture allows; otherwise a
-        Gauss–Legendre quadrature with :attr:`quadrature_nodes` nodes.
+        Gauss–Legendre quadrature with :attr:`~otgrad.nn.GradientNetwork.quadrature_nodes` nodes.
         """
         return self._potential(self._check(x))
 
@@ -242,7 +243,11 @@ class GradientNetwork(nn.Module):
         return 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
 
     def lipschitz_bound(self) -> float:
-        r"""Returns an upper bound on :math:`\sup_x \|J(x)\|_2` (``inf`` if unbounded)."""
+        r"""Returns an upper bound on :math:`\sup_x \|J(x)\|_2` (``inf`` if unbounded).
+
+        Raises:
+            NotImplementedError: If the architecture has no bound (e.g. the autograd baselines).
+        """
         return float(self._lipschitz().detach())
 
     def inverse(

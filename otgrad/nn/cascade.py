@@ -57,7 +57,7 @@ class GradNetC(GradientNetwork):
     :math:`\alpha_l = \beta_l = 1`, then :math:`\alpha_L` rescaled so that
     :math:`\operatorname{tr} J(0) = d` (close to the identity map when :math:`h \ge d`).
 
-    The potential uses :attr:`quadrature_nodes` (64) Gauss–Legendre nodes per hidden
+    The potential uses :attr:`~otgrad.nn.GradientNetwork.quadrature_nodes` (64) Gauss–Legendre nodes per hidden
     unit on :math:`[0, u_i]`, :math:`u = Wx`, in one batched evaluation of the hidden
     map. Its accuracy depends on the length of that interval; measured relative error
     of :math:`\nabla\psi` against ``forward`` (float64, ``benchmarks/core_speed.py``):
@@ -107,31 +107,41 @@ class GradNetC(GradientNetwork):
         r"""The scales :math:`\beta_1, \dots, \beta_L`, shape ``(L, h)``."""
         return positive(self.raw_beta, self.monotone)
 
-    def hidden_map(self, u: Tensor, derivative: bool = False) -> tuple[Tensor, Tensor | None]:
-        r"""The coordinatewise map :math:`g(u)` and, if asked, :math:`g'(u)`; ``u`` is ``(*, h)``."""
+    def hidden_map(
+        self, u: Tensor, derivative: bool = False, scale_output: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        r"""The coordinatewise map :math:`g(u)` and, if asked, :math:`g'(u)`; ``u`` is ``(*, h)``.
+
+        With ``scale_output=False`` the last scale :math:`\alpha_L` is left out of both.
+        """
         alpha, beta = self.alpha(), self.beta()
+        shift = beta * self.bias
         s = ds = dz = None
         for l, act in enumerate(self.acts):
-            pre = beta[l] * (u + self.bias[l])
-            if l == 0:
-                z, dz = pre, beta[0]
-            else:
-                z = alpha[l - 1] * s + pre
-                if derivative:
-                    dz = alpha[l - 1] * ds * dz + beta[l]
+            z = torch.addcmul(shift[l], u, beta[l])  # beta_l * (u + b_l)
+            if l > 0:
+                z = torch.addcmul(z, alpha[l - 1], s)
             if derivative:
+                dz = beta[0] if l == 0 else torch.addcmul(beta[l], alpha[l - 1] * ds, dz)
                 s, ds = act.value_and_derivative(z)
             else:
                 s = act(z)
-        g = alpha[-1] * s
-        return g, (alpha[-1] * ds * dz if derivative else None)
+        gp = ds * dz if derivative else None
+        if scale_output:
+            s = alpha[-1] * s
+            gp = alpha[-1] * gp if derivative else None
+        return s, gp
 
     def _evaluate(self, x, jacobian):
-        g, gp = self.hidden_map(x @ self.weight.mT, derivative=jacobian)
-        out = g @ self.weight + self.out_bias
+        s, sp = self.hidden_map(x @ self.weight.mT, derivative=jacobian, scale_output=False)
+        alpha = self.alpha()[-1]
+        # W^T (alpha_L * s) + c, as one matrix product with the scale folded into W
+        out = torch.addmm(self.out_bias, s.reshape(-1, self.hidden), alpha[:, None] * self.weight)
+        out = out.reshape(*s.shape[:-1], self.dim)
         if not jacobian:
             return out, None
-        return out, StructuredJacobian(self.dim, [RidgeTerm(self.weight[None], gp[..., None, :])])
+        term = RidgeTerm(self.weight[None], (alpha * sp)[..., None, :])
+        return out, StructuredJacobian(self.dim, [term])
 
     def _potential(self, x):
         u = x @ self.weight.mT

@@ -36,7 +36,15 @@ def group_ridge(
     r"""Evaluates :math:`\sum_m a_m W_m^\top \nabla\phi_m(W_m x + b_m)` and its ridge term.
 
     Arguments:
-        x: Inputs ``(*, d)``. W: ``(M, h, d)``. b: ``(M, h)``. a: ``(M,)``.
+        x: Inputs, shape ``(*, d)``.
+        W: Module weights, shape ``(M, h, d)``.
+        b: Module biases, shape ``(M, h)``.
+        act: The group activation :math:`\phi` (``groups=M``).
+        a: Module scales, shape ``(M,)``.
+        jacobian: Whether to return the Jacobian's ridge term.
+
+    Returns:
+        The output ``(*, d)`` and the :class:`~otgrad.nn.structure.RidgeTerm` (or ``None``).
     """
     M, h, d = W.shape
     wf = W.reshape(M * h, d)
@@ -60,6 +68,10 @@ class GradNetM(GradientNetwork):
             network is an mGradNet (Cor 12.1); otherwise :math:`a_m` is real (Thm 12).
         activation: The module kind: ``"softmax"``, ``"wsoftmax"`` or ``"logcosh"``.
 
+    Initialization: each :math:`W_m` has orthonormal columns, biases
+    :math:`b_m \sim \mathcal{U}(-1, 1)`, and the :math:`a_m` are scaled so that
+    :math:`\operatorname{tr} J(0) = d`: the map starts close to the identity.
+
     Example:
         >>> net = GradNetM(2, 7, modules=4)  # the paper's 94-parameter mGradNet-M
         >>> sum(p.numel() for p in net.parameters())
@@ -70,9 +82,6 @@ class GradNetM(GradientNetwork):
     References:
         | Gradient Networks (Chaudhari, Pranav, Moura, 2025), Thm 12, Cor 12.1.
 
-    Initialization: each :math:`W_m` has orthonormal columns, biases
-    :math:`b_m \sim \mathcal{U}(-1, 1)`, and the :math:`a_m` are scaled so that
-    :math:`\operatorname{tr} J(0) = d`: the map starts close to the identity.
     """
 
     def __init__(

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from otgrad.data import ConvexField, NonconvexField, unit_grid
 from otgrad.calculus import min_eigenvalue
+from otgrad.data import ConvexField, NonconvexField, unit_grid
 
 
 @pytest.mark.parametrize("field", [ConvexField(), NonconvexField()])

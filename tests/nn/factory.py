@@ -65,7 +65,9 @@ def build(kind: str, dim: int, hidden: int, layers: int, monotone: bool, act: in
     if kind == "conical":
         return ConicalSum([GradNetC(dim, hidden, 2), SingleLayerGradNet(dim, hidden)])
     if kind == "strong":
-        return StronglyConvex(GradNetC(dim, hidden, layers, True, CASCADE[act % len(CASCADE)]), 0.3)
+        return StronglyConvex(
+            GradNetC(dim, hidden, layers, True, CASCADE[act % len(CASCADE)]), 0.3
+        )
     if kind == "shift":
         return LipschitzShift(GradNetC(dim, hidden, layers, False, CASCADE[act % len(CASCADE)]))
     if kind == "difference":

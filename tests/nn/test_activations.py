@@ -62,13 +62,18 @@ def test_softplus_integral_matches_numerical_quadrature():
         grid = s + ti
         ref = torch.trapezoid(torch.nn.functional.softplus(grid), grid)
         assert abs(float(softplus_integral(ti[None])[0]) - float(ref)) < 1e-7
-    assert abs(float(softplus_integral(torch.zeros(1, dtype=torch.float64))) - math.pi**2 / 12) < 1e-15
+    assert (
+        abs(float(softplus_integral(torch.zeros(1, dtype=torch.float64))) - math.pi**2 / 12)
+        < 1e-15
+    )
     huge = softplus_integral(torch.tensor([1e4, -1e4]))
     assert bool(torch.isfinite(huge).all())
     assert abs(float(huge[0]) - (math.pi**2 / 6 + 5e7)) / 5e7 < 1e-6
 
 
-@pytest.mark.parametrize("make", [lambda: Softmax(3), lambda: WSoftmax(3), lambda: LogCoshSquare(3)])
+@pytest.mark.parametrize(
+    "make", [lambda: Softmax(3), lambda: WSoftmax(3), lambda: LogCoshSquare(3)]
+)
 def test_group_calculus(make):
     act = randomize(make().double())
     z = torch.randn(4, 3, 6, dtype=torch.float64)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from otgrad.calculus import min_eigenvalue, symmetry_error
 from otgrad.nn import GradNetC, GradNetM, SingleLayerGradNet, StronglyConvex
 
-from .factory import CASCADE, KINDS, MODULAR, build, inputs, networks, perturb
+from .factory import CASCADE, KINDS, MODULAR, build, inputs, networks
 
 
 def autograd_jacobian(net, x):
@@ -130,7 +130,9 @@ def test_properties_hold_after_training_steps(kind):
     assert float(symmetry_error(jac).max()) < 1e-10
     if net.monotone:
         assert float(min_eigenvalue(jac).min()) >= -1e-10 * max(1.0, float(jac.abs().max()))
-    assert torch.allclose(jac, autograd_jacobian(net, x), atol=1e-9 * max(1, float(jac.abs().max())))
+    assert torch.allclose(
+        jac, autograd_jacobian(net, x), atol=1e-9 * max(1, float(jac.abs().max()))
+    )
 
 
 def test_gradients_reach_every_parameter():
