@@ -91,12 +91,18 @@ def calculus_functions(net, x):
     }
 
 
-def adam_step(model, x, y):
-    """One Adam step on the MSE between ``model(x)`` and ``y``."""
+def adam_step(model, x, y, compile=False):
+    """One Adam step on the MSE between ``model(x)`` and ``y`` (loss and its backward
+    compiled by ``torch.compile`` when asked)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
+    def loss_fn(x, y):
+        return ((model(x) - y) ** 2).sum(-1).mean()
+
+    loss_fn = torch.compile(loss_fn) if compile else loss_fn
+
     def step():
-        loss = ((model(x) - y) ** 2).sum(-1).mean()
+        loss = loss_fn(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -145,7 +151,7 @@ class MLPField(nn.Sequential):
         super().__init__(nn.Linear(d, h), nn.Tanh(), nn.Linear(h, h), nn.Tanh(), nn.Linear(h, d))
 
 
-def training_bench(dims, batch, device, dtype):
+def training_bench(dims, batch, device, dtype, compile=False):
     rows = []
     for d in dims:
         budget = 1024 * d
@@ -160,7 +166,7 @@ def training_bench(dims, batch, device, dtype):
         row = dict(dim=d, batch=batch)
         for name, model in models.items():
             model = model.to(device, dtype)
-            step = adam_step(model, x, y)
+            step = adam_step(model, x, y, compile=compile)
 
             with validation(False):
                 row[name] = timeit(step, device)
@@ -210,6 +216,12 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None, help="JSON path")
+    parser.add_argument(
+        "--sections",
+        default="calculus,training,quadrature",
+        help="comma-separated subset of calculus, training, compiled (torch.compile'd "
+        "training steps), quadrature",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = torch.float32
@@ -228,16 +240,26 @@ def main():
         "dtype": str(dtype),
         "command": "python benchmarks/core_speed.py"
         + (" --quick" if args.quick else "")
-        + (f" --device {args.device}" if args.device != "cpu" else ""),
-        "calculus": calculus_bench(dims, cbatch, device, dtype),
-        "training_step": training_bench(tdims, tbatch, device, dtype),
-        "quadrature": quadrature_accuracy(
-            [1, 3, 10] if args.quick else [1, 3, 10, 100],
-            [32, 64] if args.quick else [32, 64, 128],
-            device,
-        ),
+        + (f" --device {args.device}" if args.device != "cpu" else "")
+        + (f" --sections {args.sections}" if "--sections" in " ".join(sys.argv) else ""),
     }
-    for r in results["quadrature"]:
+    sections = set(args.sections.split(","))
+    unknown = sections - {"calculus", "training", "compiled", "quadrature"}
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}")
+    if "calculus" in sections:
+        results["calculus"] = calculus_bench(dims, cbatch, device, dtype)
+    if "training" in sections:
+        results["training_step"] = training_bench(tdims, tbatch, device, dtype)
+    if "compiled" in sections:
+        results["training_step_compiled"] = training_bench(
+            tdims, tbatch, device, dtype, compile=True
+        )
+    if "quadrature" in sections:
+        scales = [1, 3, 10] if args.quick else [1, 3, 10, 100]
+        nodes = [32, 64] if args.quick else [32, 64, 128]
+        results["quadrature"] = quadrature_accuracy(scales, nodes, device)
+    for r in results.get("quadrature", []):
         print(
             f"potential quadrature |x|~{r['input_scale']:>4} nodes={r['nodes']:>3}: "
             f"max rel. error of grad psi {r['max_relative_error']:.1e}"

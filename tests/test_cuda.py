@@ -1,0 +1,63 @@
+"""CUDA correctness (skipped without a GPU): the same properties as on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from otgrad import io
+from otgrad.calculus import min_eigenvalue, symmetry_error
+from otgrad.nn import GradNetC, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+NETS = [
+    lambda: GradNetC(5, 16, activation="wtanh"),
+    lambda: GradNetM(5, 8, modules=3, activation="softmax"),
+    lambda: GradNetM(5, 8, modules=3, activation="logcosh"),
+    lambda: SingleLayerGradNet(5, 12, activation="softplus"),
+    lambda: StronglyConvex(Sum([GradNetC(5, 8), GradNetM(5, 8)]), 0.2),
+]
+
+
+@pytest.mark.parametrize("make", NETS)
+def test_cuda_matches_cpu_and_autograd(make):
+    torch.manual_seed(0)
+    cpu = make().double()
+    gpu = make().double()
+    gpu.load_state_dict(cpu.state_dict())
+    gpu = gpu.cuda()
+    x = torch.randn(64, 5, dtype=torch.float64)
+    xc = x.cuda()
+    assert torch.allclose(gpu(xc).cpu(), cpu(x), atol=1e-12)
+    assert torch.allclose(gpu.potential(xc).cpu(), cpu.potential(x), atol=1e-10)
+    jac = gpu.jacobian(xc)
+    auto = torch.func.vmap(torch.func.jacrev(lambda xi: gpu(xi[None])[0]))(xc)
+    assert torch.allclose(jac, auto, atol=1e-10)
+    assert float(symmetry_error(jac).max()) < 1e-10
+    assert float(min_eigenvalue(jac).min()) > -1e-10
+    assert torch.allclose(gpu.jacobian_trace(xc), auto.diagonal(dim1=-2, dim2=-1).sum(-1))
+    xg = xc.clone().requires_grad_()
+    (g,) = torch.autograd.grad(gpu.potential(xg).sum(), xg)
+    assert torch.allclose(g, gpu(xc), atol=1e-8)
+
+
+def test_cuda_logdet_inverse_and_io(tmp_path):
+    torch.manual_seed(0)
+    net = StronglyConvex(GradNetC(8, 32), 0.1).double().cuda()
+    x = torch.randn(256, 8, dtype=torch.float64, device="cuda")
+    ref = torch.linalg.slogdet(net.jacobian(x))[1]
+    assert torch.allclose(net.logdet(x), ref, atol=1e-10)
+    y = net(x)
+    for method in ("newton", "newton-cg"):
+        assert torch.allclose(net.inverse(y, tol=1e-12, method=method), x, atol=1e-8)
+    io.save(net, tmp_path / "n.pt")
+    back = io.load(tmp_path / "n.pt", map_location="cuda")
+    assert back.out_bias.device.type == "cuda" if hasattr(back, "out_bias") else True
+    assert torch.equal(back(x), net(x))
+
+
+def test_cuda_device_mismatch_is_an_error():
+    net = GradNetC(3, 4).cuda()
+    with pytest.raises(ValueError, match="device"):
+        net(torch.randn(2, 3))
