@@ -135,7 +135,7 @@ def calculus_bench(dims, batch, device, dtype):
         )
         rows.append(row)
         print(
-            f"d={d:4d} h={net.hidden:4d}  trace {t['trace_closed']:.3f} vs "
+            f"B={batch:5d} d={d:4d} h={net.hidden:4d}  trace {t['trace_closed']:.3f} vs "
             f"{t['trace_autograd']:.3f} ms ({row['trace_speedup']:.1f}x)   logdet "
             f"{t['logdet_closed']:.3f} vs {t['logdet_autograd']:.3f} ms "
             f"({row['logdet_speedup']:.1f}x)",
@@ -217,6 +217,11 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None, help="JSON path")
     parser.add_argument(
+        "--calc-batches",
+        default=None,
+        help="comma-separated batch sizes of the calculus section (default 256; 64 with --quick)",
+    )
+    parser.add_argument(
         "--sections",
         default="calculus,training,quadrature",
         help="comma-separated subset of calculus, training, compiled (torch.compile'd "
@@ -241,14 +246,18 @@ def main():
         "command": "python benchmarks/core_speed.py"
         + (" --quick" if args.quick else "")
         + (f" --device {args.device}" if args.device != "cpu" else "")
-        + (f" --sections {args.sections}" if "--sections" in " ".join(sys.argv) else ""),
+        + (f" --sections {args.sections}" if "--sections" in " ".join(sys.argv) else "")
+        + (f" --calc-batches {args.calc_batches}" if args.calc_batches else ""),
     }
     sections = set(args.sections.split(","))
     unknown = sections - {"calculus", "training", "compiled", "quadrature"}
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
     if "calculus" in sections:
-        results["calculus"] = calculus_bench(dims, cbatch, device, dtype)
+        batches = [int(b) for b in args.calc_batches.split(",")] if args.calc_batches else [cbatch]
+        results["calculus"] = [
+            row for b in batches for row in calculus_bench(dims, b, device, dtype)
+        ]
     if "training" in sections:
         results["training_step"] = training_bench(tdims, tbatch, device, dtype)
     if "compiled" in sections:

@@ -69,10 +69,16 @@ class RidgeTerm:
         dflat = self.D.flatten(-2)  # (*, M h)
         batch = dflat.shape[:-1]
         dflat = dflat.reshape(-1, M * h)
-        # chunk the batch so that the (chunk, d, M h) intermediate stays below ~64 MB
-        chunk = max(1, (1 << 23) // max(1, d * M * h))
-        parts = [(w.mT * dc[:, None, :]) @ w for dc in dflat.split(chunk)]
-        jac = torch.cat(parts).reshape(*batch, d, d)
+        if M * h * d * d <= 1 << 22:
+            # small: one GEMM against the outer products w_i w_i^T, shape (M h, d^2)
+            outer = (w[:, :, None] * w[:, None, :]).reshape(M * h, d * d)
+            jac = (dflat @ outer).reshape(*batch, d, d)
+        else:
+            # large: batched W^T diag(D) W, the batch chunked so that the (chunk, d, M h)
+            # intermediate stays below ~32 MB
+            chunk = max(1, (1 << 23) // (d * M * h))
+            parts = [(w.mT * dc[:, None, :]) @ w for dc in dflat.split(chunk)]
+            jac = (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(*batch, d, d)
         if self.U is not None:
             v = torch.einsum("mhd,...mhr->...dmr", self.W, self.U).flatten(-2)  # (*, d, M r)
             jac = jac + (v * self.s.flatten(-2)[..., None, :]) @ v.mT
