@@ -110,9 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=demo.__doc__.split("\n")[0] if demo.__doc__ else None,
     )
     p.add_argument("--seconds", type=_positive_float, default=5.0, help="training budget")
-    p.add_argument(
-        "--epochs", type=int, default=10_000, help="epoch limit (the paper trains 200)"
-    )
+    p.add_argument("--epochs", type=int, default=10_000, help="epoch limit (the paper trains 200)")
     p.add_argument("--model", choices=["mgradnet-c", "mgradnet-m"], default="mgradnet-c")
     p.add_argument("--out", default="otgrad-demo", help="output folder (figure, results.json)")
     p.add_argument("--seed", type=int, default=0)

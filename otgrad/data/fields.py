@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..nn.base import check_input
+from ..nn.base import check_input, check_positive_int
 
 __all__ = ["GradientField", "ConvexField", "NonconvexField", "unit_grid"]
 
@@ -38,8 +38,7 @@ class GradientField:
         self, n: int, *, generator: torch.Generator | None = None, dtype=torch.float32
     ) -> tuple[Tensor, Tensor]:
         r"""Draws ``n`` uniform points on :math:`[0, 1]^d` and their gradients."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        check_positive_int(n=n)
         x = torch.rand(n, self.dim, generator=generator, dtype=dtype)
         return x, self.gradient(x)
 

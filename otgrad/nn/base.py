@@ -31,6 +31,7 @@ __all__ = [
     "set_validation",
     "validation",
     "check_input",
+    "check_positive_int",
     "orthogonal_weight",
     "positive",
     "unconstrain",
@@ -63,6 +64,13 @@ def validation(enabled: bool) -> Iterator[None]:
 
 def _traced(x: Tensor) -> bool:
     return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
+def check_positive_int(**values: Any) -> None:
+    r"""Raises a ``ValueError`` naming the first argument that is not a positive integer."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
 
 def check_input(
@@ -127,8 +135,7 @@ class GradientNetwork(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        check_positive_int(dim=dim)
         self.dim = dim
         self._config: dict[str, Any] = {}
 

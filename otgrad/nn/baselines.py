@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import GradientNetwork
+from .base import GradientNetwork, check_positive_int
 
 __all__ = ["ICNN", "MLPPotential"]
 
@@ -56,8 +56,7 @@ class ICNN(_PotentialNetwork):
 
     def __init__(self, dim: int, hidden: int, layers: int = 2):
         super().__init__(dim)
-        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-            raise ValueError(f"layers must be a positive integer, got {layers!r}")
+        check_positive_int(hidden=hidden, layers=layers)
         self.inputs = nn.ModuleList(nn.Linear(dim, hidden) for _ in range(layers))
         self.raw_hidden = nn.ParameterList(
             nn.Parameter(torch.randn(hidden, hidden) / hidden - 2.0) for _ in range(layers - 1)
@@ -86,8 +85,7 @@ class MLPPotential(_PotentialNetwork):
 
     def __init__(self, dim: int, hidden: int, layers: int = 2):
         super().__init__(dim)
-        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-            raise ValueError(f"layers must be a positive integer, got {layers!r}")
+        check_positive_int(hidden=hidden, layers=layers)
         sizes = [dim] + [hidden] * layers
         self.hidden_layers = nn.ModuleList(
             nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from .. import calculus
 from .activations import elementwise_activation
-from .base import GradientNetwork, orthogonal_weight, positive, unconstrain
+from .base import GradientNetwork, check_positive_int, orthogonal_weight, positive, unconstrain
 from .structure import RidgeTerm, StructuredJacobian
 
 __all__ = ["GradNetC"]
@@ -75,9 +75,7 @@ class GradNetC(GradientNetwork):
         activation: str = "tanh",
     ):
         super().__init__(dim)
-        for name, v in (("hidden", hidden), ("layers", layers)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_positive_int(hidden=hidden, layers=layers)
         self.hidden, self.layers = hidden, layers
         self.monotone = bool(monotone)
         self.acts = nn.ModuleList(

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import GroupActivation, group_activation
-from .base import GradientNetwork, orthogonal_weight, positive, unconstrain
+from .base import GradientNetwork, check_positive_int, orthogonal_weight, positive, unconstrain
 from .structure import RidgeTerm, StructuredJacobian
 
 __all__ = ["GradNetM", "group_ridge"]
@@ -93,9 +93,7 @@ class GradNetM(GradientNetwork):
         activation: str = "softmax",
     ):
         super().__init__(dim)
-        for name, v in (("hidden", hidden), ("modules", modules)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_positive_int(hidden=hidden, modules=modules)
         self.hidden, self.num_modules = hidden, modules
         self.monotone = bool(monotone)
         self.act = group_activation(activation, modules)

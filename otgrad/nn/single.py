@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import _ELEMENTWISE, _GROUP, elementwise_activation, group_activation
-from .base import GradientNetwork, orthogonal_weight, positive, unconstrain
+from .base import GradientNetwork, check_positive_int, orthogonal_weight, positive, unconstrain
 from .modular import group_ridge
 from .structure import RidgeTerm, StructuredJacobian
 
@@ -52,8 +52,7 @@ class SingleLayerGradNet(GradientNetwork):
 
     def __init__(self, dim: int, hidden: int, monotone: bool = True, activation: str = "tanh"):
         super().__init__(dim)
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
+        check_positive_int(hidden=hidden)
         if activation not in _ELEMENTWISE and activation not in _GROUP:
             raise ValueError(
                 f"activation must be one of {sorted(_ELEMENTWISE) + ['softmax']}, got {activation!r}"
