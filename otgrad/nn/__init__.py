@@ -9,6 +9,7 @@ from .activations import (
     Activation,
     GroupActivation,
     Identity,
+    LinearSpline,
     LogCoshSquare,
     Sigmoid,
     SigmoidMixture,
@@ -19,7 +20,7 @@ from .activations import (
     WTanh,
 )
 from .base import GradientNetwork, check_input, set_validation, validation
-from .baselines import ICNN, MLPPotential
+from .baselines import CRR, ICGN, ICNN, RR, MLPPotential
 from .cascade import GradNetC
 from .combine import (
     ConicalSum,
@@ -45,6 +46,9 @@ __all__ = [
     "Difference",
     "TransformedRidgeSum",
     "ICNN",
+    "ICGN",
+    "CRR",
+    "RR",
     "MLPPotential",
     "Activation",
     "Identity",
@@ -53,6 +57,7 @@ __all__ = [
     "Softplus",
     "WTanh",
     "SigmoidMixture",
+    "LinearSpline",
     "GroupActivation",
     "Softmax",
     "WSoftmax",

@@ -34,6 +34,7 @@ __all__ = [
     "Softplus",
     "WTanh",
     "SigmoidMixture",
+    "LinearSpline",
     "GroupActivation",
     "Softmax",
     "WSoftmax",
@@ -308,6 +309,81 @@ class SigmoidMixture(Activation):
         return (a.abs() * c).sum(-1) / 4
 
 
+class LinearSpline(Activation):
+    r"""A learnable linear spline per unit, as in convex ridge regularizers (CRR-NN).
+
+    ``knots`` equispaced knots :math:`t_0 < \dots < t_{K-1}` on :math:`[-\text{span}, \text{span}]`
+    with values :math:`c_0, \dots, c_{K-1}`; linear in between and constant outside:
+
+    .. math:: \sigma(t) = c_0 + \sum_{j=0}^{K-2} s_j \operatorname{clip}(t - t_j, 0, \Delta),
+              \qquad s_j = (c_{j+1} - c_j) / \Delta, \quad \Delta = t_{j+1} - t_j,
+
+    so :math:`\sigma' = s_j` on :math:`(t_j, t_{j+1})` and the antiderivative is piecewise
+    quadratic in closed form. With ``monotone=True`` the values are a cumulative sum of
+    softplus increments (:math:`s_j \ge 0`): :math:`\sigma` is nondecreasing. Initialized
+    to the identity on the knots.
+
+    Arguments:
+        features: The number of units :math:`h`.
+        knots: The number of knots :math:`K \ge 2` (:math:`K` parameters per unit).
+        monotone: Whether to constrain the spline to be nondecreasing.
+        span: The knots lie on :math:`[-\text{span}, \text{span}]`.
+
+    References:
+        | Learning Weakly Convex Regularizers for Convergent Image-Reconstruction
+          Algorithms / A Neural-Network-Based Convex Regularizer for Inverse Problems
+          (Goujon, Neumayer, Bohra, Ducotterd, Unser, 2023).
+    """
+
+    def __init__(self, features: int, knots: int = 7, monotone: bool = True, span: float = 2.0):
+        super().__init__()
+        if isinstance(knots, bool) or not isinstance(knots, int) or knots < 2:
+            raise ValueError(f"knots must be an integer >= 2, got {knots!r}")
+        self.monotone = monotone
+        self.register_buffer("knots", torch.linspace(-span, span, knots))
+        delta = 2 * span / (knots - 1)
+        if monotone:
+            first = torch.full((features, 1), -span)
+            inc = torch.full((features, knots - 1), inverse_softplus(delta))
+            self.raw = nn.Parameter(torch.cat([first, inc], dim=-1))
+        else:
+            self.raw = nn.Parameter(self.knots.expand(features, knots).clone())
+
+    def values(self) -> Tensor:
+        r"""The spline values at the knots, shape ``(h, K)``."""
+        if self.monotone:
+            inc = F.softplus(self.raw[:, 1:])
+            return torch.cat([self.raw[:, :1], self.raw[:, :1] + inc.cumsum(-1)], dim=-1)
+        return self.raw
+
+    def _parts(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        c = self.values()
+        width = self.knots[1:] - self.knots[:-1]  # in the buffer's dtype: knots stay exact
+        slopes = (c[:, 1:] - c[:, :-1]) / width  # (h, K - 1)
+        rel = t[..., None] - self.knots[:-1]  # (*, h, K - 1)
+        return c, slopes, rel, width
+
+    def forward(self, t: Tensor) -> Tensor:
+        c, slopes, rel, width = self._parts(t)
+        return c[:, 0] + (slopes * torch.minimum(rel.clamp_min(0), width)).sum(-1)
+
+    def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        c, slopes, rel, width = self._parts(t)
+        inside = (rel > 0) & (rel < width)
+        value = c[:, 0] + (slopes * torch.minimum(rel.clamp_min(0), width)).sum(-1)
+        return value, (slopes * inside).sum(-1)
+
+    def antiderivative(self, t: Tensor) -> Tensor:
+        c, slopes, rel, width = self._parts(t)
+        r = torch.minimum(rel.clamp_min(0), width)
+        ramp = r * r / 2 + width * (rel - width).clamp_min(0)
+        return c[:, 0] * t + (slopes * ramp).sum(-1)
+
+    def derivative_bound(self) -> Tensor:
+        c = self.values()
+        return ((c[:, 1:] - c[:, :-1]).abs() / (self.knots[1:] - self.knots[:-1])).amax(-1)
+
+
 class GroupActivation(nn.Module):
     r"""A convex :math:`\phi : \mathbb{R}^h \to \mathbb{R}` applied to ``groups`` groups at once.
 
@@ -431,6 +507,7 @@ _ELEMENTWISE = {
     "softplus": lambda h, monotone: Softplus(),
     "wtanh": lambda h, monotone: WTanh(h, monotone=monotone),
     "learned": lambda h, monotone: SigmoidMixture(h, monotone=monotone),
+    "spline": lambda h, monotone: LinearSpline(h, monotone=monotone),
 }
 
 _GROUP = {
@@ -442,7 +519,7 @@ _GROUP = {
 
 def elementwise_activation(name: str, features: int, monotone: bool = True) -> Activation:
     r"""Builds an elementwise activation by name: one of ``linear``, ``tanh``, ``sigmoid``,
-    ``softplus``, ``wtanh``, ``learned`` (a :class:`SigmoidMixture`)."""
+    ``softplus``, ``wtanh``, ``learned`` (a :class:`SigmoidMixture`), ``spline`` (a :class:`LinearSpline`)."""
     if not isinstance(name, str) or name not in _ELEMENTWISE:
         raise ValueError(f"activation must be one of {sorted(_ELEMENTWISE)}, got {name!r}")
     return _ELEMENTWISE[name](features, monotone)

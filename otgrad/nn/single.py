@@ -36,9 +36,12 @@ class SingleLayerGradNet(GradientNetwork):
         monotone: If ``True``, the output scales :math:`\alpha \ge 0` (softplus) and
             learnable activations are nondecreasing: an mGradNet (Prop 3.3).
             Otherwise :math:`\alpha` is real: a GradNet (Prop 2.1).
-        activation: Elementwise ``"tanh"``, ``"sigmoid"``, ``"softplus"``, ``"wtanh"``,
-            ``"learned"`` (a learned scalar network per unit, Thm 6/7), or the group
-            activation ``"softmax"`` (Thm 4).
+        activation: Elementwise ``"linear"``, ``"tanh"``, ``"sigmoid"``, ``"softplus"``,
+            ``"wtanh"``, ``"learned"`` (a learned scalar network per unit, Thm 6/7),
+            ``"spline"`` (a learned linear spline per unit), or the group activation
+            ``"softmax"`` (Thm 4).
+        output_scale: Whether to learn the output scales :math:`\alpha` (otherwise
+            :math:`\alpha = 1`, e.g. when the activation carries its own scale).
 
     Example:
         >>> net = SingleLayerGradNet(3, 16, activation="softplus")
@@ -50,7 +53,14 @@ class SingleLayerGradNet(GradientNetwork):
     and the output scale set so that :math:`\operatorname{tr} J(0) = d`.
     """
 
-    def __init__(self, dim: int, hidden: int, monotone: bool = True, activation: str = "tanh"):
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        monotone: bool = True,
+        activation: str = "tanh",
+        output_scale: bool = True,
+    ):
         super().__init__(dim)
         check_positive_int(hidden=hidden)
         if activation not in _ELEMENTWISE and activation not in _GROUP:
@@ -66,12 +76,23 @@ class SingleLayerGradNet(GradientNetwork):
         self.bias = nn.Parameter(torch.rand(hidden) * 2 - 1)
         if self.group:
             self.act = group_activation(activation, 1)
-            self.raw_alpha = nn.Parameter(unconstrain(torch.ones(1), self.monotone))
         else:
             self.act = elementwise_activation(activation, hidden, self.monotone)
-            self.raw_alpha = nn.Parameter(unconstrain(torch.ones(hidden), self.monotone))
+        ones = torch.ones(1 if self.group else hidden)
+        if output_scale:
+            self.raw_alpha = nn.Parameter(unconstrain(ones, self.monotone))
+        else:
+            self.register_buffer("raw_alpha", unconstrain(ones, self.monotone))
         self.out_bias = nn.Parameter(torch.zeros(dim))
-        self._config = dict(dim=dim, hidden=hidden, monotone=self.monotone, activation=activation)
+        self._config = dict(
+            dim=dim,
+            hidden=hidden,
+            monotone=self.monotone,
+            activation=activation,
+            output_scale=output_scale,
+        )
+        if not output_scale:
+            return
         with torch.no_grad():
             tr = float(self._evaluate(torch.zeros(1, dim), True)[1].trace()[0])
             scale = torch.full_like(self.raw_alpha, dim / tr if tr > 0 else 1.0)

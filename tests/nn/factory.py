@@ -6,7 +6,10 @@ import torch
 from hypothesis import strategies as st
 
 from otgrad.nn import (
+    CRR,
+    ICGN,
     ICNN,
+    RR,
     ConicalSum,
     Difference,
     GradNetC,
@@ -19,8 +22,8 @@ from otgrad.nn import (
     TransformedRidgeSum,
 )
 
-ELEMENTWISE = ["linear", "tanh", "sigmoid", "softplus", "wtanh", "learned"]
-CASCADE = ["tanh", "sigmoid", "softplus", "wtanh", "learned"]
+ELEMENTWISE = ["linear", "tanh", "sigmoid", "softplus", "wtanh", "learned", "spline"]
+CASCADE = ["tanh", "sigmoid", "softplus", "wtanh", "learned"]  # smooth: quadrature potential
 MODULAR = ["softmax", "wsoftmax", "logcosh"]
 KINDS = [
     "single",
@@ -35,6 +38,8 @@ KINDS = [
     "ridge",
     "icnn",
     "mlp",
+    "crr",
+    "icgn",
 ]
 
 
@@ -75,6 +80,10 @@ def build(kind: str, dim: int, hidden: int, layers: int, monotone: bool, act: in
     if kind == "ridge":
         inner = SingleLayerGradNet(dim, hidden, monotone, ["tanh", "sigmoid", "wtanh"][act % 3])
         return TransformedRidgeSum(inner, monotone=monotone)
+    if kind == "crr":
+        return (CRR if monotone else RR)(dim, hidden, knots=2 + act % 6)
+    if kind == "icgn":
+        return ICGN(dim, hidden, nodes=None if monotone else 16)
     if kind == "icnn":
         return ICNN(dim, hidden, max(1, layers - 1))
     if kind == "mlp":
