@@ -116,6 +116,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="10 epochs, no time budget (for tests)")
+    f = sub.add_parser(
+        "fields",
+        help="the paper's gradient-field study (Tables 1-2) and the PolyMax study",
+        description="Learn the paper's convex and nonconvex gradient fields with GradNets and "
+        "baselines (paper protocol and an improved one), and the PolyMax field in higher "
+        "dimension. Writes tables.json, polymax.json, results.md and figures to --out.",
+    )
+    f.add_argument("--out", default="otgrad-fields", help="output folder")
+    f.add_argument("--trials", type=int, default=5, help="seeds per model (paper: 5)")
+    f.add_argument("--epochs", type=int, default=200, help="epochs (paper: 200)")
+    f.add_argument(
+        "--protocols", default="paper,improved", help="comma-separated: paper, improved"
+    )
+    f.add_argument(
+        "--refine-iterations", type=int, default=2000, help="L-BFGS iterations (improved)"
+    )
+    f.add_argument("--polymax-dims", default="2,32,256", help="PolyMax dimensions ('' to skip)")
+    f.add_argument("--polymax-iterations", type=int, default=10_000)
+    f.add_argument("--skip-tables", action="store_true", help="only the PolyMax study")
+    f.add_argument("--workers", type=int, default=2, help="parallel processes")
+    f.add_argument("--device", default="cpu")
+    f.add_argument(
+        "--quick",
+        action="store_true",
+        help="one seed, 5 epochs, 20 L-BFGS iterations, PolyMax at d = 2, 8 for 300 steps",
+    )
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -137,6 +163,48 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"epochs: {_PAPER_RMSE_DB[r['model']]:.2f})\n"
             f"figure: {r['figure']}"
         )
+    if args.command == "fields":
+        return _fields(args)
+    return 0
+
+
+def _fields(args: argparse.Namespace) -> int:
+    from .studies import gradient_fields as gf
+
+    if args.quick:
+        args.trials, args.epochs, args.refine_iterations = 1, 5, 20
+        args.polymax_dims, args.polymax_iterations = "2,8", 300
+    for name in ("trials", "epochs", "workers", "refine_iterations", "polymax_iterations"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"otgrad fields: --{name.replace('_', '-')} must be positive")
+    protocols = [p for p in args.protocols.split(",") if p]
+    tables = None
+    if not args.skip_tables:
+        tables = gf.run_tables(
+            args.out,
+            trials=args.trials,
+            epochs=args.epochs,
+            protocols=protocols,
+            refine_iterations=args.refine_iterations,
+            workers=args.workers,
+            device=args.device,
+        )
+    dims = [int(d) for d in args.polymax_dims.split(",") if d]
+    polymax = None
+    if dims:
+        lrs = (1e-2, 1e-3) if args.quick else (1e-2, 1e-3, 1e-4)
+        polymax = gf.run_polymax(
+            args.out,
+            dims=dims,
+            iterations=args.polymax_iterations,
+            lrs=lrs,
+            workers=args.workers,
+            device=args.device,
+        )
+    text = gf.report(tables, polymax)
+    with open(os.path.join(args.out, "results.md"), "w") as fh:
+        fh.write(text)
+    print(text)
     return 0
 
 

@@ -1,8 +1,12 @@
 r"""The training loop shared by every estimator and study.
 
-:func:`fit` runs minibatch first-order optimization over tensors held in memory, with
-an optional validation set (keeping the best weights, as in the paper's protocol),
-a wall-clock budget, and a tqdm progress bar when stderr is a terminal.
+:func:`fit` runs minibatch first-order optimization, either over tensors held in memory
+(shuffled epochs) or over a sampler that draws a fresh batch at every step, with an
+optional validation set (keeping the best weights, as in the paper's protocol), an
+optional cosine learning-rate schedule, a wall-clock budget, and a tqdm progress bar
+when stderr is a terminal. :func:`refine` polishes a trained model with full-batch
+L-BFGS (a second-order method: for networks of a few hundred parameters it reaches
+far lower losses than Adam in seconds).
 """
 
 from __future__ import annotations
@@ -11,14 +15,16 @@ import copy
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-__all__ = ["fit", "History"]
+__all__ = ["fit", "refine", "History"]
+
+Sampler = Callable[[torch.Generator], Sequence[Tensor]]
 
 
 @dataclass
@@ -33,14 +39,26 @@ class History:
     seconds: float = 0.0
 
 
+def _check_tensors(data: Sequence[Tensor], name: str) -> list[Tensor]:
+    data = list(data)
+    if not data:
+        raise ValueError(f"{name} must hold at least one tensor")
+    n = data[0].shape[0]
+    if n == 0 or any(t.shape[0] != n for t in data):
+        raise ValueError(f"{name} tensors must be non-empty and share their first dimension")
+    return data
+
+
 def fit(
     model: nn.Module,
     loss_fn: Callable[..., Tensor],
-    data: Sequence[Tensor],
+    data: Sequence[Tensor] | Sampler,
     *,
     epochs: int = 10,
     batch_size: int = 1000,
+    steps_per_epoch: int | None = None,
     lr: float = 1e-3,
+    schedule: str | None = None,
     val_data: Sequence[Tensor] | None = None,
     seed: int | None = None,
     time_limit: float | None = None,
@@ -52,13 +70,17 @@ def fit(
     Arguments:
         model: The module to train (its parameters are updated in place).
         loss_fn: ``(model, *tensors) -> scalar loss``.
-        data: Tensors sharing their first dimension (samples).
-        epochs: The number of passes over ``data``.
-        batch_size: The minibatch size.
+        data: Tensors sharing their first dimension (samples), shuffled into minibatches
+            of ``batch_size`` each epoch; or a sampler ``generator -> tensors`` that
+            draws a fresh batch at each of the ``steps_per_epoch`` steps of an epoch.
+        epochs: The number of epochs (validation happens after each).
+        batch_size: The minibatch size (for tensors).
+        steps_per_epoch: The steps per epoch (required with a sampler).
         lr: The learning rate of the default Adam optimizer.
+        schedule: ``None`` (constant) or ``"cosine"`` (decay to 0 over all steps).
         val_data: Validation tensors; when given, the weights with the lowest validation
             loss (evaluated after each epoch) are restored at the end.
-        seed: Seeds the minibatch shuffling (a private ``torch.Generator``).
+        seed: Seeds the shuffling or the sampler (a private ``torch.Generator``).
         time_limit: Stops after this many seconds (checked after each step).
         optimizer: An optimizer to use instead of Adam.
         progress: Show a progress bar (default: when stderr is a terminal).
@@ -66,18 +88,39 @@ def fit(
     Returns:
         The :class:`History` of the run.
     """
-    data = list(data)
-    if not data:
-        raise ValueError("data must hold at least one tensor")
-    n = data[0].shape[0]
-    if n == 0 or any(t.shape[0] != n for t in data):
-        raise ValueError("data tensors must be non-empty and share their first dimension")
-    if batch_size < 1 or epochs < 1:
-        raise ValueError("batch_size and epochs must be positive")
-    device = data[0].device
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if schedule not in (None, "cosine"):
+        raise ValueError(f"schedule must be None or 'cosine', got {schedule!r}")
+    if callable(data):
+        if steps_per_epoch is None or steps_per_epoch < 1:
+            raise ValueError("steps_per_epoch must be a positive integer with a sampler")
+        tensors, n = None, 0
+    else:
+        tensors = _check_tensors(data, "data")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        n = tensors[0].shape[0]
+        steps_per_epoch = math.ceil(n / batch_size)
+    if val_data is not None:
+        val_data = _check_tensors(val_data, "val_data")
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed if seed is not None else torch.seed())
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    sched = None
+    if schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+
+    def batches() -> Iterator[Sequence[Tensor]]:
+        if tensors is None:
+            for _ in range(steps_per_epoch):
+                yield data(gen)
+        else:
+            perm = torch.randperm(n, generator=gen).to(tensors[0].device)
+            for i in range(0, n, batch_size):
+                idx = perm[i : i + batch_size]
+                yield [t[idx] for t in tensors]
+
     show = sys.stderr.isatty() if progress is None else progress
     hist = History()
     best_state = None
@@ -85,17 +128,18 @@ def fit(
     bar = tqdm(total=epochs, disable=not show, desc="fit")
     stop = False
     for epoch in range(epochs):
-        perm = torch.randperm(n, generator=gen).to(device)
         total, count = 0.0, 0
         model.train()
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = loss_fn(model, *(t[idx] for t in data))
+        for batch in batches():
+            loss = loss_fn(model, *batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * idx.numel()
-            count += idx.numel()
+            if sched is not None:
+                sched.step()
+            k = batch[0].shape[0]
+            total += float(loss.detach()) * k
+            count += k
             hist.steps += 1
             if time_limit is not None and time.perf_counter() - start > time_limit:
                 stop = True
@@ -117,5 +161,76 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    hist.seconds = time.perf_counter() - start
+    return hist
+
+
+def refine(
+    model: nn.Module,
+    loss_fn: Callable[..., Tensor],
+    data: Sequence[Tensor],
+    *,
+    iterations: int = 500,
+    val_data: Sequence[Tensor] | None = None,
+    rounds: int = 10,
+    tolerance: float = 1e-12,
+) -> History:
+    r"""Polishes a model with full-batch L-BFGS (strong-Wolfe line search).
+
+    Runs ``rounds`` rounds of ``iterations // rounds`` L-BFGS iterations on the whole of
+    ``data``; after each round the validation loss is recorded and the best weights
+    are kept (and restored at the end). A round whose loss is not finite restores the
+    best weights and stops.
+
+    Arguments:
+        model: The module to refine (in place).
+        loss_fn: ``(model, *tensors) -> scalar loss``.
+        data: The full training set.
+        iterations: The total number of L-BFGS iterations.
+        val_data: Validation tensors (default: ``data``).
+        rounds: The number of validation checkpoints.
+        tolerance: L-BFGS's gradient and change tolerance.
+
+    Returns:
+        A :class:`History` with one entry per round.
+    """
+    data = _check_tensors(data, "data")
+    val_data = data if val_data is None else _check_tensors(val_data, "val_data")
+    per_round = max(1, iterations // rounds)
+    opt = torch.optim.LBFGS(
+        model.parameters(),
+        lr=1.0,
+        max_iter=per_round,
+        history_size=50,
+        tolerance_grad=tolerance,
+        tolerance_change=tolerance,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model, *data)
+        loss.backward()
+        return loss
+
+    def validate() -> float:
+        with torch.no_grad():
+            return float(loss_fn(model, *val_data))
+
+    hist = History(best_val=validate(), best_epoch=-1)
+    best_state = copy.deepcopy(model.state_dict())
+    start = time.perf_counter()
+    for r in range(rounds):
+        loss = float(opt.step(closure).detach())
+        val = validate()
+        hist.train_loss.append(loss)
+        hist.val_loss.append(val)
+        hist.steps += per_round
+        if not (math.isfinite(loss) and math.isfinite(val)):
+            break
+        if val < hist.best_val:
+            hist.best_val, hist.best_epoch = val, r
+            best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
     hist.seconds = time.perf_counter() - start
     return hist

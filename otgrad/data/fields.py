@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..nn.base import check_input, check_positive_int
 
-__all__ = ["GradientField", "ConvexField", "NonconvexField", "unit_grid"]
+__all__ = ["GradientField", "ConvexField", "NonconvexField", "PolyMax", "unit_grid"]
 
 
 class GradientField:
@@ -71,6 +71,52 @@ class NonconvexField(GradientField):
         g1 = math.pi / 2 * torch.cos(2 * math.pi * x1) * torch.cos(math.pi * x2) + x2 / 2
         g2 = -math.pi / 4 * torch.sin(2 * math.pi * x1) * torch.sin(math.pi * x2) + x1 / 2 - x2
         return torch.stack([g1, g2], dim=-1)
+
+
+class PolyMax(GradientField):
+    r"""The PolyMax field of the paper's later version, for any :math:`d \ge 2`:
+    :math:`\psi(x) = \max_k (x - \tfrac12)^\top A_k (x - \tfrac12) / c` over three symmetric
+    matrices :math:`A_k \in \{S, P, Q\}` with, for :math:`i, j = 1..d`,
+    :math:`\alpha_{ij} = (i + j - 2)/(2d - 2)`, :math:`D_{ij} = \log(d)(1 + |i - j|)`,
+    :math:`S = (2 + \sin 4\pi\alpha)/D`, :math:`P = (1 + 2\alpha)/D`, :math:`Q = (3 - 2\alpha)/D`.
+
+    The gradient :math:`2 A_{k^*}(x - \tfrac12)/c` is piecewise linear (non-smooth where the
+    maximizing quadratic changes); :math:`c` makes the mean gradient norm over 10,000
+    uniform points (a fixed generator) equal to 1.
+
+    Arguments:
+        dim: The dimension :math:`d \ge 2`.
+    """
+
+    def __init__(self, dim: int):
+        check_positive_int(dim=dim)
+        if dim < 2:
+            raise ValueError(f"dim must be at least 2 for PolyMax, got {dim}")
+        self.dim = dim
+        i = torch.arange(dim, dtype=torch.float64)
+        alpha = (i[:, None] + i[None, :]) / (2 * dim - 2)
+        D = math.log(dim) * (1 + (i[:, None] - i[None, :]).abs())
+        self.A = torch.stack(
+            [(2 + torch.sin(4 * math.pi * alpha)) / D, (1 + 2 * alpha) / D, (3 - 2 * alpha) / D]
+        )
+        self.c = 1.0
+        x = torch.rand(
+            10_000, dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        )
+        self.c = float(self.gradient(x).norm(dim=-1).mean())
+
+    def _quadratics(self, x: Tensor) -> Tensor:
+        y = x - 0.5
+        A = self.A.to(x)
+        return torch.einsum("...i,kij,...j->...k", y, A, y)  # (*, 3)
+
+    def potential(self, x):
+        return self._quadratics(x).amax(-1) / self.c
+
+    def gradient(self, x):
+        k = self._quadratics(x).argmax(-1)
+        A = self.A.to(x)[k]  # (*, d, d)
+        return 2 * (A @ (x - 0.5)[..., None])[..., 0] / self.c
 
 
 def unit_grid(n: int = 100, dtype=torch.float32) -> Tensor:

@@ -33,6 +33,7 @@ __all__ = [
     "check_input",
     "check_positive_int",
     "orthogonal_weight",
+    "alternating_signs",
     "positive",
     "unconstrain",
 ]
@@ -329,6 +330,12 @@ def orthogonal_weight(*shape: int) -> Tensor:
     for m in w.reshape(-1, shape[-2], shape[-1]):
         nn.init.orthogonal_(m)
     return w
+
+
+def alternating_signs(n: int) -> Tensor:
+    r"""``[1, -1, 1, -1, ...]`` of length ``n``: the initial output signs of non-monotone
+    networks, which then do not start as gradients of convex functions."""
+    return 1.0 - 2.0 * (torch.arange(n) % 2)
 
 
 def positive(raw: Tensor, constrained: bool) -> Tensor:

@@ -27,7 +27,14 @@ from torch import Tensor, nn
 
 from .. import calculus
 from .activations import elementwise_activation
-from .base import GradientNetwork, check_positive_int, orthogonal_weight, positive, unconstrain
+from .base import (
+    GradientNetwork,
+    alternating_signs,
+    check_positive_int,
+    orthogonal_weight,
+    positive,
+    unconstrain,
+)
 from .structure import RidgeTerm, StructuredJacobian
 
 __all__ = ["GradNetC"]
@@ -97,6 +104,8 @@ class GradNetC(GradientNetwork):
             scale = dim / tr if tr > 0 else 1.0
             alpha = self.alpha()
             alpha[-1] *= scale
+            if not self.monotone:  # start outside the convex family: alternate the signs
+                alpha[-1] *= alternating_signs(hidden)
             self.raw_alpha.copy_(unconstrain(alpha, self.monotone))
 
     def alpha(self) -> Tensor:

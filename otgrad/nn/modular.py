@@ -24,7 +24,14 @@ import torch
 from torch import Tensor, nn
 
 from .activations import GroupActivation, group_activation
-from .base import GradientNetwork, check_positive_int, orthogonal_weight, positive, unconstrain
+from .base import (
+    GradientNetwork,
+    alternating_signs,
+    check_positive_int,
+    orthogonal_weight,
+    positive,
+    unconstrain,
+)
 from .structure import RidgeTerm, StructuredJacobian
 
 __all__ = ["GradNetM", "group_ridge"]
@@ -107,6 +114,8 @@ class GradNetM(GradientNetwork):
         with torch.no_grad():
             tr = float(self._evaluate(torch.zeros(1, dim), True)[1].trace()[0])
             a = torch.full((modules,), dim / tr if tr > 0 else 1.0)
+            if not self.monotone:  # start outside the convex family: alternate the signs
+                a = a * alternating_signs(modules)
             self.raw_a.copy_(unconstrain(a, self.monotone))
 
     def a(self) -> Tensor:

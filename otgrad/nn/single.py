@@ -20,7 +20,14 @@ import torch
 from torch import Tensor, nn
 
 from .activations import _ELEMENTWISE, _GROUP, elementwise_activation, group_activation
-from .base import GradientNetwork, check_positive_int, orthogonal_weight, positive, unconstrain
+from .base import (
+    GradientNetwork,
+    alternating_signs,
+    check_positive_int,
+    orthogonal_weight,
+    positive,
+    unconstrain,
+)
 from .modular import group_ridge
 from .structure import RidgeTerm, StructuredJacobian
 
@@ -96,6 +103,8 @@ class SingleLayerGradNet(GradientNetwork):
         with torch.no_grad():
             tr = float(self._evaluate(torch.zeros(1, dim), True)[1].trace()[0])
             scale = torch.full_like(self.raw_alpha, dim / tr if tr > 0 else 1.0)
+            if not self.monotone:  # start outside the convex family: alternate the signs
+                scale = scale * alternating_signs(scale.numel())
             self.raw_alpha.copy_(unconstrain(scale, self.monotone))
 
     def alpha(self) -> Tensor:

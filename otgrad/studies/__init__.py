@@ -1,0 +1,1 @@
+r"""Studies behind the ``otgrad`` subcommands: each writes ``results.json`` and figures."""
