@@ -132,6 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     f.add_argument(
         "--refine-iterations", type=int, default=2000, help="L-BFGS iterations (improved)"
     )
+    f.add_argument(
+        "--init-from",
+        default=None,
+        help="weights_paper.pt of an earlier paper-protocol run: the improved protocol "
+        "then only runs its L-BFGS phase",
+    )
     f.add_argument("--polymax-dims", default="2,32,256", help="PolyMax dimensions ('' to skip)")
     f.add_argument("--polymax-iterations", type=int, default=10_000)
     f.add_argument("--skip-tables", action="store_true", help="only the PolyMax study")
@@ -188,6 +194,7 @@ def _fields(args: argparse.Namespace) -> int:
             refine_iterations=args.refine_iterations,
             workers=args.workers,
             device=args.device,
+            init_from=args.init_from,
         )
     dims = [int(d) for d in args.polymax_dims.split(",") if d]
     polymax = None

@@ -99,24 +99,28 @@ class PolyMax(GradientField):
         self.A = torch.stack(
             [(2 + torch.sin(4 * math.pi * alpha)) / D, (1 + 2 * alpha) / D, (3 - 2 * alpha) / D]
         )
+        self._cache: dict = {}
         self.c = 1.0
         x = torch.rand(
             10_000, dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64
         )
         self.c = float(self.gradient(x).norm(dim=-1).mean())
 
-    def _quadratics(self, x: Tensor) -> Tensor:
+    def _products(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y = x - 0.5
-        A = self.A.to(x)
-        return torch.einsum("...i,kij,...j->...k", y, A, y)  # (*, 3)
+        key = (x.dtype, x.device)
+        if key not in self._cache:
+            self._cache[key] = self.A.to(x)
+        ay = torch.einsum("kij,...j->...ki", self._cache[key], y)  # (*, 3, d)
+        return ay, (ay * y[..., None, :]).sum(-1)  # A_k y and the quadratics, (*, 3)
 
     def potential(self, x):
-        return self._quadratics(x).amax(-1) / self.c
+        return self._products(x)[1].amax(-1) / self.c
 
     def gradient(self, x):
-        k = self._quadratics(x).argmax(-1)
-        A = self.A.to(x)[k]  # (*, d, d)
-        return 2 * (A @ (x - 0.5)[..., None])[..., 0] / self.c
+        ay, q = self._products(x)
+        k = q.argmax(-1)[..., None, None].expand(*ay.shape[:-2], 1, ay.shape[-1])
+        return 2 * ay.gather(-2, k)[..., 0, :] / self.c
 
 
 def unit_grid(n: int = 100, dtype=torch.float32) -> Tensor:

@@ -5,9 +5,11 @@ r"""The paper's gradient-field study (Tables 1–2) and the PolyMax study.
   GradNet-M, at about 100 parameters each. The *paper* protocol: 100,000 uniform training
   points on the unit square, 10,000 validation points, MSE, Adam with learning rate 0.005,
   batch 1000, 200 epochs, best-validation weights, test on the 100 × 100 grid, 5 seeds.
-  The *improved* protocol keeps the data, the models and the Adam epochs and changes the
-  training only: float64, then full-batch L-BFGS (:func:`otgrad.train.refine`, 2000
-  iterations), best-validation weights throughout.
+  The *improved* protocol keeps the data, the models and the paper's Adam phase, then
+  polishes in float64 with full-batch L-BFGS (:func:`otgrad.train.refine`, 2000
+  iterations), best-validation weights throughout. Both protocols share the Adam phase
+  (one run per seed); its weights are saved to ``weights_paper.pt`` so that the L-BFGS
+  phase can run elsewhere (``init_from``, e.g. on a GPU).
 * PolyMax (:class:`otgrad.data.PolyMax`): mGradNet-C (WTanh) and mGradNet-M (WSoftmax) at
   the authors' widths against ICNN and MLP-potential baselines at the same budget of
   :math:`1024 d` parameters; 10,000 Adam steps on fresh batches of 100 uniform points, the
@@ -94,35 +96,67 @@ class _Task:
     table: str
     model: str
     seed: int
-    protocol: str
+    protocols: tuple[str, ...]
     epochs: int
     device: str
     refine_iterations: int
+    initial: dict | None = None  # the paper protocol's weights, to skip its Adam phase
 
 
-def _run_table_task(task: _Task) -> dict:
+def _run_table_task(task: _Task) -> list[dict]:
+    """Both protocols share the Adam phase: paper = Adam (float32); improved = the same
+    Adam phase, then float64 full-batch L-BFGS."""
     torch.set_num_threads(1)
-    dtype = torch.float64 if task.protocol == "improved" else torch.float32
     field = TABLES[task.table]()
     gen = torch.Generator().manual_seed(task.seed)
-    x, y = field.sample(100_000, generator=gen, dtype=dtype)
-    xv, yv = field.sample(10_000, generator=gen, dtype=dtype)
+    x, y = field.sample(100_000, generator=gen, dtype=torch.float64)
+    xv, yv = field.sample(10_000, generator=gen, dtype=torch.float64)
     x, y, xv, yv = (t.to(task.device) for t in (x, y, xv, yv))
+    grid = unit_grid(100, dtype=torch.float64).to(task.device)
     torch.manual_seed(task.seed)
-    net = make_model(task.model).to(task.device, dtype)
+    net = make_model(task.model).to(task.device)
+    out = []
+
+    def record(protocol: str, seconds: float) -> None:
+        dtype = next(net.parameters()).dtype
+        with torch.no_grad():
+            mse = float(_mse(net, grid.to(dtype), field.gradient(grid).to(dtype)))
+        out.append(
+            {
+                "table": task.table,
+                "model": task.model,
+                "seed": task.seed,
+                "protocol": protocol,
+                "params": sum(p.numel() for p in net.parameters()),
+                "test_mse": mse,
+                "mse_db": _db(mse),
+                "seconds": seconds,
+                "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+            }
+        )
+
     start = time.perf_counter()
-    fit(
-        net,
-        _mse,
-        (x, y),
-        epochs=task.epochs,
-        batch_size=1000,
-        lr=0.005,
-        val_data=(xv, yv),
-        seed=task.seed,
-        progress=False,
-    )
-    if task.protocol == "improved":
+    if task.initial is None:
+        f32 = [t.float() for t in (x, y, xv, yv)]
+        fit(
+            net,
+            _mse,
+            f32[:2],
+            epochs=task.epochs,
+            batch_size=1000,
+            lr=0.005,
+            val_data=f32[2:],
+            seed=task.seed,
+            progress=False,
+        )
+    else:
+        net.load_state_dict(task.initial)
+    adam_seconds = time.perf_counter() - start
+    if "paper" in task.protocols:
+        record("paper", adam_seconds)
+    if "improved" in task.protocols:
+        net = net.double()
+        start = time.perf_counter()
         refine(
             net,
             _mse,
@@ -131,20 +165,8 @@ def _run_table_task(task: _Task) -> dict:
             rounds=max(1, task.refine_iterations // 100),
             val_data=(xv, yv),
         )
-    seconds = time.perf_counter() - start
-    grid = unit_grid(100, dtype=dtype).to(task.device)
-    with torch.no_grad():
-        mse = float(_mse(net, grid, field.gradient(grid)))
-    return {
-        **asdict(task),
-        "params": sum(p.numel() for p in net.parameters()),
-        "test_mse": mse,
-        "mse_db": _db(mse),
-        "seconds": seconds,
-        "state_dict": {k: v.cpu() for k, v in net.state_dict().items()}
-        if task.seed == 0
-        else None,
-    }
+        record("improved", adam_seconds + time.perf_counter() - start)
+    return out
 
 
 def _pool_map(fn, tasks: Sequence, workers: int, desc: str) -> list:
@@ -180,6 +202,7 @@ def run_tables(
     refine_iterations: int = 2000,
     workers: int = 2,
     device: str = "cpu",
+    init_from: str | None = None,
 ) -> dict:
     r"""Runs Tables 1–2 under the given protocols; writes ``out/tables.json`` and figures.
 
@@ -192,15 +215,49 @@ def run_tables(
         if p not in ("paper", "improved"):
             raise ValueError(f"protocol must be 'paper' or 'improved', got {p!r}")
     os.makedirs(out, exist_ok=True)
+    initial = {}
+    if init_from is not None:
+        if "paper" in protocols:
+            raise ValueError(
+                "init_from reuses the paper protocol's weights: ask for 'improved' only"
+            )
+        initial = torch.load(init_from, map_location="cpu", weights_only=True)
     tasks = [
-        _Task(t, m, s, p, epochs, device, refine_iterations)
-        for p in protocols
+        _Task(
+            t,
+            m,
+            s,
+            tuple(protocols),
+            epochs,
+            device,
+            refine_iterations,
+            initial.get(f"{t}/{m}/{s}") if init_from else None,
+        )
         for t in tables
         for m in PAPER[t]
         for s in range(trials)
     ]
-    raw = _pool_map(_run_table_task, tasks, workers, "gradient fields")
-    results: dict = {"protocol": {"epochs": epochs, "trials": trials, "device": device}}
+    if init_from is not None:
+        missing = [f"{k.table}/{k.model}/{k.seed}" for k in tasks if k.initial is None]
+        if missing:
+            raise ValueError(f"init_from lacks the weights of {missing[:3]}...")
+    raw = [r for rs in _pool_map(_run_table_task, tasks, workers, "gradient fields") for r in rs]
+    weights = {
+        f"{r['table']}/{r['model']}/{r['seed']}": r["state_dict"]
+        for r in raw
+        if r["protocol"] == "paper"
+    }
+    if weights:
+        torch.save(weights, os.path.join(out, "weights_paper.pt"))
+    results: dict = {
+        "protocol": {
+            "epochs": epochs,
+            "trials": trials,
+            "device": device,
+            "refine_iterations": refine_iterations,
+            "adam_phase_from": init_from,
+        }
+    }
     states: dict = {}
     for t in tables:
         results[t] = {}
@@ -227,7 +284,7 @@ def run_tables(
                     "seconds_per_run": statistics.fmean(r["seconds"] for r in runs),
                 }
                 for r in runs:
-                    if r["state_dict"] is not None:
+                    if r["seed"] == 0:
                         states[(t, m, p)] = r["state_dict"]
             results[t][m] = entry
     with open(os.path.join(out, "tables.json"), "w") as f:
