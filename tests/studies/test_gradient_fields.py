@@ -48,6 +48,16 @@ def test_quick_cli_run(tmp_path, capsys):
         assert convex["mGradNet-C"][protocol]["mse_db"][0] < convex["ICNN"][protocol]["mse_db"][0]
     assert set(polymax) >= {"2", "8"} and polymax["8"]["mGradNet-C"]["params"] > 7000
 
+    # the improved protocol's L-BFGS phase alone, from the saved Adam-phase weights
+    again = tmp_path / "again"
+    args = ["fields", "--protocols", "improved", "--init-from", str(out / "weights_paper.pt")]
+    args += ["--trials", "1", "--refine-iterations", "20", "--polymax-dims", ""]
+    assert main([*args, "--workers", "1", "--out", str(again)]) == 0
+    redo = json.loads((again / "tables.json").read_text())["convex"]["mGradNet-C"]["improved"]
+    assert redo["mse_db"][0] == pytest.approx(
+        convex["mGradNet-C"]["improved"]["mse_db"][0], abs=0.5
+    )
+
 
 def test_bad_arguments():
     with pytest.raises(SystemExit):
