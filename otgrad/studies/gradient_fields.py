@@ -63,11 +63,11 @@ _MODELS: dict[str, Callable[[], GradientNetwork]] = {
     "ICGN": lambda: ICGN(2, 32, nodes=None),  # the exact path integral
     "CRR": lambda: CRR(2, ridges=10, knots=7),
     "mGradNet-C": lambda: GradNetC(2, 7, layers=4, activation="tanh"),
-    "mGradNet-M": lambda: GradNetM(2, 7, modules=4, activation="softmax"),
+    "mGradNet-M": lambda: GradNetM(2, 7, modules=4, activation="softmax", beta=5.0),
     "MLP": lambda: MLPPotential(2, 8, layers=2),
     "RR": lambda: RR(2, ridges=10, knots=7),
     "GradNet-C": lambda: GradNetC(2, 7, layers=4, monotone=False, activation="tanh"),
-    "GradNet-M": lambda: GradNetM(2, 7, modules=4, monotone=False, activation="softmax"),
+    "GradNet-M": lambda: GradNetM(2, 7, modules=4, monotone=False, activation="softmax", beta=5.0),
 }
 
 TABLES: dict[str, Callable[[], GradientField]] = {

@@ -137,6 +137,8 @@ def test_inverse_that_cannot_converge_raises_with_residual():
         (lambda: GradNetC(2, 4, activation="relu"), "activation"),
         (lambda: GradNetM(2, 4, activation="tanh"), "activation"),
         (lambda: GradNetM(2, 4, modules=0), "modules"),
+        (lambda: GradNetM(2, 4, beta=0.0), "beta"),
+        (lambda: GradNetM(2, 4, beta=float("inf")), "beta"),
         (lambda: SingleLayerGradNet(2, 4, activation="wsoftmax"), "activation"),
         (lambda: StronglyConvex(GradNetC(2, 4), 0.0), "mu"),
         (lambda: StronglyConvex(GradNetC(2, 4), float("nan")), "mu"),
