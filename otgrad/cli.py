@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--protocols", default="paper,improved", help="comma-separated: paper, improved"
     )
     f.add_argument(
-        "--refine-iterations", type=int, default=2000, help="L-BFGS iterations (improved)"
+        "--refine-iterations", type=int, default=500, help="L-BFGS iterations (improved)"
     )
     f.add_argument(
         "--init-from",

@@ -6,7 +6,7 @@ r"""The paper's gradient-field study (Tables 1–2) and the PolyMax study.
   points on the unit square, 10,000 validation points, MSE, Adam with learning rate 0.005,
   batch 1000, 200 epochs, best-validation weights, test on the 100 × 100 grid, 5 seeds.
   The *improved* protocol keeps the data, the models and the paper's Adam phase, then
-  polishes in float64 with full-batch L-BFGS (:func:`otgrad.train.refine`, 2000
+  polishes in float64 with full-batch L-BFGS (:func:`otgrad.train.refine`, 500
   iterations), best-validation weights throughout. Both protocols share the Adam phase
   (one run per seed); its weights are saved to ``weights_paper.pt`` so that the L-BFGS
   phase can run elsewhere (``init_from``, e.g. on a GPU).
@@ -199,7 +199,7 @@ def run_tables(
     epochs: int = 200,
     protocols: Sequence[str] = ("paper", "improved"),
     tables: Sequence[str] = ("convex", "nonconvex"),
-    refine_iterations: int = 2000,
+    refine_iterations: int = 500,
     workers: int = 2,
     device: str = "cpu",
     init_from: str | None = None,
@@ -472,7 +472,7 @@ def report(tables: dict | None, polymax: dict | None) -> str:
                 lines.append(row)
             lines.append("")
     if polymax:
-        dims = [k for k in polymax if k != "protocol"]
+        dims = sorted((k for k in polymax if k.isdigit()), key=int)
         models = list(polymax[dims[0]])
         p = polymax["protocol"]
         lines += [
