@@ -125,7 +125,7 @@ def fields_section():
             "the paper's RMSE dB times two (the MSE dB of the authors' code).",
             "",
         ]
-    lines += report(tables, polymax).replace("### ", "### ").splitlines()
+    lines += report(tables, polymax).splitlines()
     lines += [
         "",
         "Notes on the baselines (the paper gives few details of them; what we chose):",

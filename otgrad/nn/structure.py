@@ -119,13 +119,13 @@ class StructuredJacobian:
             self.outer + other.outer,
         )
 
-    def _identity(self, like: Tensor) -> Tensor | float:
+    def _identity(self) -> Tensor | float:
         mu = self.identity
         return mu[..., None] if isinstance(mu, Tensor) and mu.dim() > 0 else mu
 
     def matvec(self, v: Tensor) -> Tensor:
         r"""Returns :math:`J v`, shape ``(*, d)``."""
-        out = self._identity(v) * v
+        out = self._identity() * v
         for t in self.terms:
             out = out + t.matvec(v)
         for vv, c in self.outer:
