@@ -69,3 +69,39 @@ def test_spectral_norm_and_power_iteration_agree():
     exact = float(calculus.spectral_norm(a)) ** 2
     est = calculus.power_iteration(lambda v: a.T @ (a @ v), (5,), iterations=500)
     assert abs(est - exact) / exact < 1e-8
+
+
+def test_invert_non_strict_returns_the_last_iterate():
+    torch.manual_seed(0)
+    net = StronglyConvex(GradNetC(3, 8), mu=0.1).double()
+    y = 5 * torch.randn(20, 3, dtype=torch.float64)
+    with pytest.raises(calculus.InverseError):
+        net.inverse(y, 1e-12, max_iter=1)
+    x1 = net.inverse(y, 1e-12, max_iter=1, strict=False)
+    r0 = (net(y) - y).norm(dim=-1)  # the default start is y
+    r1 = (net(x1) - y).norm(dim=-1)
+    assert bool((r1 <= r0).all()) and float(r1.mean()) < float(r0.mean())
+    # warm-started again from the last iterate, it converges
+    x = net.inverse(y, 1e-10, x0=x1, max_iter=50)
+    torch.testing.assert_close(net(x), y, atol=1e-8, rtol=0)
+
+
+def test_newton_cg_builds_the_operator_once_per_iteration():
+    torch.manual_seed(1)
+    net = StronglyConvex(GradNetC(4, 8), mu=0.1).double()
+    y = torch.randn(10, 4, dtype=torch.float64)
+    calls = {"linearize": 0, "matvec": 0}
+
+    def linearize(x):
+        calls["linearize"] += 1
+        op = net._linearize(x)
+
+        def matvec(v):
+            calls["matvec"] += 1
+            return op(v)
+
+        return matvec
+
+    x = calculus.invert(net._forward, y, linearize=linearize, method="newton-cg", tol=1e-10)
+    torch.testing.assert_close(net(x), y, atol=1e-8, rtol=0)
+    assert 0 < calls["linearize"] < calls["matvec"]

@@ -17,7 +17,7 @@ References:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -266,10 +266,11 @@ class GradientNetwork(nn.Module):
         x0: Tensor | None = None,
         max_iter: int = 100,
         method: str = "auto",
+        strict: bool = True,
     ) -> Tensor:
         r"""Solves :math:`f(x) = y` for a monotone (ideally strongly monotone) network.
 
-        Damped Newton with the closed-form Jacobian for :math:`d \le 64`, matrix-free
+        Damped Newton with the closed-form Jacobian for :math:`d \le 16`, matrix-free
         Newton–CG with the closed-form Jacobian-vector product beyond (see
         :func:`otgrad.calculus.invert`). No gradient flows through the solve.
 
@@ -279,13 +280,15 @@ class GradientNetwork(nn.Module):
             x0: A warm start, shape of ``y`` (default ``y``).
             max_iter: The maximal number of Newton iterations.
             method: ``"auto"``, ``"newton"`` or ``"newton-cg"``.
+            strict: With ``False``, return the last iterate instead of raising when the
+                tolerance is missed (inner solves that are warm-started again later).
 
         Returns:
             :math:`x = f^{-1}(y)`, shape ``(*, d)``.
 
         Raises:
             ValueError: If the network is not monotone.
-            otgrad.calculus.InverseError: If the tolerance is not reached.
+            otgrad.calculus.InverseError: If ``strict`` and the tolerance is not reached.
         """
         if not self.monotone:
             raise ValueError(
@@ -306,12 +309,20 @@ class GradientNetwork(nn.Module):
             flat,
             jacobian=self._dense_jacobian,
             jvp=lambda x, v: self._jvp_unchecked(x, v),
+            linearize=self._linearize,
             x0=x0,
             tol=tol,
             max_iter=max_iter,
             method=method,
+            strict=strict,
         )
         return x.reshape(y.shape)
+
+    def _linearize(self, x: Tensor) -> Callable[[Tensor], Tensor]:
+        _, s = self._structure(x)
+        if s is not None:
+            return s.matvec
+        return lambda v: torch.func.jvp(self._forward, (x,), (v,))[1]
 
     def _jvp_unchecked(self, x: Tensor, v: Tensor) -> Tensor:
         _, s = self._structure(x)
