@@ -57,12 +57,16 @@ def _build(name: Any, config: Any) -> GradientNetwork:
         ) from e
 
 
-def save(net: GradientNetwork, path: str | os.PathLike) -> None:
+def save(
+    net: GradientNetwork, path: str | os.PathLike, metadata: dict[str, Any] | None = None
+) -> None:
     r"""Saves a network's configuration and weights to ``path``.
 
     Arguments:
         net: The network.
         path: The destination file.
+        metadata: JSON-compatible extra data (numbers, strings, lists, dicts) stored
+            beside the network, e.g. an estimator's data scaling.
 
     Example:
         >>> from otgrad.nn import GradNetC
@@ -70,8 +74,11 @@ def save(net: GradientNetwork, path: str | os.PathLike) -> None:
     """
     if not isinstance(net, GradientNetwork):
         raise TypeError(f"net must be a GradientNetwork, got {type(net).__name__}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     payload = {
         "format": FORMAT,
+        "metadata": _encode(metadata or {}),
         "network": _encode(net),
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
     }
@@ -79,16 +86,20 @@ def save(net: GradientNetwork, path: str | os.PathLike) -> None:
 
 
 def load(
-    path: str | os.PathLike, map_location: str | torch.device | None = "cpu"
-) -> GradientNetwork:
+    path: str | os.PathLike,
+    map_location: str | torch.device | None = "cpu",
+    *,
+    with_metadata: bool = False,
+) -> GradientNetwork | tuple[GradientNetwork, dict[str, Any]]:
     r"""Loads a network saved by :func:`save`, without executing code from the file.
 
     Arguments:
         path: The file.
         map_location: Where to put the weights.
+        with_metadata: Also return the ``metadata`` given to :func:`save`.
 
     Returns:
-        The network, with the saved weights and dtype.
+        The network, with the saved weights and dtype (and the metadata dict).
 
     Raises:
         ValueError: If the file is truncated, tampered with, or not an otgrad network.
@@ -119,4 +130,10 @@ def load(
     for k, v in net.state_dict().items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: non-finite weights in {k}")
-    return net.to(map_location) if map_location is not None else net
+    net = net.to(map_location) if map_location is not None else net
+    if not with_metadata:
+        return net
+    metadata = payload.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: metadata is not a mapping")
+    return net, metadata

@@ -118,3 +118,13 @@ def test_not_an_otgrad_file(tmp_path):
         io.load(path)
     with pytest.raises(TypeError, match="GradientNetwork"):
         io.save(torch.nn.Linear(2, 2), path)
+
+
+def test_metadata_round_trip(tmp_path):
+    net = GradNetC(2, 4)
+    io.save(net, tmp_path / "m.pt", metadata={"scale": 2.5, "mean": [1.0, 2.0], "name": "x"})
+    back, meta = io.load(tmp_path / "m.pt", with_metadata=True)
+    assert meta == {"scale": 2.5, "mean": [1.0, 2.0], "name": "x"}
+    assert isinstance(io.load(tmp_path / "m.pt"), GradNetC)
+    with pytest.raises(TypeError, match="metadata"):
+        io.save(net, tmp_path / "n.pt", metadata=[1, 2])
