@@ -6,6 +6,6 @@ References:
 
 __version__ = "0.1.0"
 
-from . import calculus, io, nn  # noqa: E402
+from . import calculus, io, nn, ot  # noqa: E402
 
-__all__ = ["__version__", "calculus", "io", "nn"]
+__all__ = ["__version__", "calculus", "io", "nn", "ot"]

@@ -1,0 +1,427 @@
+r"""The Brenier map estimator: optimal transport maps as mGradNets.
+
+By Brenier's theorem the optimal transport map for the quadratic cost between
+:math:`\mu` (absolutely continuous) and :math:`\nu` is the unique gradient of a convex
+function that pushes :math:`\mu` onto :math:`\nu`. An mGradNet is such a gradient for every
+value of its parameters, so fitting the push-forward is enough: no cycle-consistency
+penalty, no second network, no convexity regularizer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import io
+from ..nn import GradientNetwork, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
+from ..nn.base import unconstrain
+from ..train import History, fit
+from ._samples import as_samples
+from .gaussian import GaussianMap
+from .losses import MongeAmpere, SemiDual, barycentric_loss, emd_loss, sinkhorn_loss
+
+__all__ = ["BrenierMap", "default_network", "LOSSES"]
+
+LOSSES = ("semidual", "sinkhorn", "emd", "barycentric", "monge-ampere")
+
+
+def default_network(
+    dim: int, hidden: int | None = None, modules: int = 16, mu: float = 1e-3
+) -> StronglyConvex:
+    r"""The default Brenier potential: a PSD affine map plus an mGradNet-M, made
+    :math:`\mu`-strongly convex.
+
+    .. math:: \nabla\psi(x) = W_0^\top \operatorname{diag}(\alpha)(W_0 x + b_0)
+        + \sum_{m} a_m W_m^\top \operatorname{softmax}(\beta_m(W_m x + b_m)) + \mu x
+
+    The affine part (a linear single-layer mGradNet, eq. 7) can hold the Gaussian (Bures)
+    map exactly; the modules (Cor 12.1) add the nonlinear part; the sum is monotone
+    (Cor 3.1) and strongly monotone (Prop 3.1), so the inverse map exists everywhere.
+
+    Arguments:
+        dim: The dimension :math:`d`.
+        hidden: The width of each softmax module (default :math:`\max(d, 32)`).
+        modules: The number of modules.
+        mu: The strong-convexity modulus.
+
+    Example:
+        >>> net = default_network(3)
+        >>> net.monotone, net.strong_convexity
+        (True, 0.001)
+    """
+    hidden = hidden if hidden is not None else max(dim, 32)
+    linear = SingleLayerGradNet(dim, dim, activation="linear")
+    residual = GradNetM(dim, hidden, modules, activation="softmax")
+    with torch.no_grad():  # start close to the affine part: the modules add 1 % of the identity
+        residual.raw_a.copy_(unconstrain(residual.a() * 0.01, True))
+    return StronglyConvex(Sum([linear, residual]), mu)
+
+
+def _set_affine(net: GradientNetwork, A: Tensor, c: Tensor) -> bool:
+    r"""Sets the affine part of a :func:`default_network` to :math:`x \mapsto A x + c`
+    (minus the module and :math:`\mu` contributions at 0); returns whether it could."""
+    if not (
+        isinstance(net, StronglyConvex)
+        and isinstance(net.net, Sum)
+        and isinstance(net.net.nets[0], SingleLayerGradNet)
+        and net.net.nets[0].config()["activation"] == "linear"
+        and net.net.nets[0].hidden == net.dim
+    ):
+        return False
+    lin, rest = net.net.nets[0], list(net.net.nets[1:])
+    with torch.no_grad():
+        x0 = torch.zeros(1, net.dim, dtype=A.dtype, device=A.device)
+        jac_rest = sum((r._dense_jacobian(x0)[0] for r in rest), torch.zeros_like(A))
+        f_rest = sum((r._forward(x0)[0] for r in rest), torch.zeros_like(c))
+        target = A - jac_rest - net.mu * torch.eye(net.dim, dtype=A.dtype, device=A.device)
+        evals, evecs = torch.linalg.eigh((target + target.mT) / 2)
+        evals = evals.clamp_min(1e-3 * float(evals.abs().max().clamp_min(1e-12)))
+        lin.weight.copy_(evecs.mT)
+        lin.raw_alpha.copy_(unconstrain(evals, True))
+        lin.bias.zero_()
+        lin.out_bias.copy_(c - f_rest)
+    return True
+
+
+class BrenierMap:
+    r"""Fits the optimal transport map between two sample sets with an mGradNet.
+
+    The map is :math:`T = \nabla\psi` with :math:`\psi` convex by construction, so the
+    fitted map is the Brenier (:math:`W_2`-optimal) map as soon as it pushes the source
+    onto the target. Data are centered and scaled by a scalar per set (which keeps the
+    Jacobian symmetric positive definite); the network works in those coordinates.
+
+    Arguments:
+        net: A monotone :class:`~otgrad.nn.GradientNetwork` (strongly monotone for the
+            semi-dual and for :meth:`inverse_transform`); default :func:`default_network`.
+        loss: ``"semidual"`` (default, exact conjugate; see :class:`~otgrad.ot.losses.SemiDual`),
+            ``"sinkhorn"``, ``"emd"``, ``"barycentric"`` (minibatch losses by POT) or
+            ``"monge-ampere"`` (needs ``target_log_prob`` in :meth:`fit`).
+        init: ``"gaussian"`` starts the default network at the Bures map between the
+            sample moments (the linear baseline); ``"identity"`` near the identity.
+        steps: The number of Adam steps.
+        batch_size: The minibatch size (source and target).
+        lr: The Adam learning rate, decayed to 0 by a cosine schedule.
+        epsilon: The entropic regularization of ``"sinkhorn"``, relative to the scaled data
+            (default :math:`0.05 d`).
+        inverse_steps: The Newton iterations per step of the semi-dual's conjugate
+            points; each target keeps its last point as the next warm start, so the
+            points keep converging over the visits while the map changes slowly.
+        time_limit: Stops training after this many seconds.
+        dtype: The network's dtype (``torch.float32`` or ``torch.float64``).
+        device: Where to train (default: CUDA if available, else CPU).
+        seed: Seeds the network's initialization and the minibatches.
+        progress: Show a progress bar (default: when stderr is a terminal).
+
+    Attributes:
+        net_: The fitted network (in scaled coordinates).
+        history_: The :class:`~otgrad.train.History` of the fit.
+        fit_seconds_: The wall-clock fit time.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(512, 2))
+        >>> Y = X @ np.array([[2.0, 0.5], [0.5, 1.0]]) + 3
+        >>> T = BrenierMap(steps=50, seed=0).fit(X, Y)
+        >>> T.transform(X[:3]).shape
+        (3, 2)
+
+    References:
+        | Polar factorization and monotone rearrangement of vector-valued functions
+          (Brenier, 1991)
+        | Gradient Networks (Chaudhari, Pranav, Moura, 2025)
+    """
+
+    def __init__(
+        self,
+        net: GradientNetwork | None = None,
+        loss: str = "semidual",
+        *,
+        init: str = "gaussian",
+        steps: int = 2000,
+        batch_size: int = 1024,
+        lr: float = 1e-2,
+        epsilon: float | None = None,
+        inverse_steps: int = 1,
+        time_limit: float | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device | None = None,
+        seed: int | None = None,
+        progress: bool | None = None,
+    ):
+        if net is not None:
+            if not isinstance(net, GradientNetwork):
+                raise TypeError(f"net must be a GradientNetwork, got {type(net).__name__}")
+            if not net.monotone:
+                raise ValueError(
+                    f"net must be monotone (an mGradNet) to be a Brenier map; "
+                    f"{type(net).__name__} has monotone=False"
+                )
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if init not in ("gaussian", "identity"):
+            raise ValueError(f"init must be 'gaussian' or 'identity', got {init!r}")
+        for name, value in (
+            ("steps", steps),
+            ("batch_size", batch_size),
+            ("inverse_steps", inverse_steps),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name, value in (("lr", lr), ("epsilon", epsilon), ("time_limit", time_limit)):
+            if value is not None and not (
+                isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+            ):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.net, self.loss, self.init = net, loss, init
+        self.steps, self.batch_size, self.lr, self.epsilon = steps, batch_size, lr, epsilon
+        self.time_limit, self.dtype, self.seed, self.progress = time_limit, dtype, seed, progress
+        self.inverse_steps = inverse_steps
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+
+    # ------------------------------------------------------------------ scaling
+    def _scaled(self, t: Tensor, which: str) -> Tensor:
+        m, s = (self.mean_x_, self.scale_x_) if which == "x" else (self.mean_y_, self.scale_y_)
+        return ((t - m) / s).to(device=self.device, dtype=self.dtype)
+
+    def _unscaled(self, t: Tensor, which: str) -> Tensor:
+        m, s = (self.mean_x_, self.scale_x_) if which == "x" else (self.mean_y_, self.scale_y_)
+        return t.to(device="cpu", dtype=torch.float64) * s + m
+
+    @staticmethod
+    def _moments(t: Tensor) -> tuple[Tensor, float]:
+        mean = t.mean(0)
+        scale = float(t.var(0, unbiased=False).mean().sqrt())
+        return mean, scale if scale > 0 else 1.0
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        X: Any,
+        Y: Any = None,
+        *,
+        target_log_prob: Callable[[Tensor], Tensor] | None = None,
+        source_log_prob: Callable[[Tensor], Tensor] | None = None,
+    ) -> BrenierMap:
+        r"""Fits :math:`T` such that :math:`T_\# X \approx Y`.
+
+        Arguments:
+            X: Source samples, shape ``(n, d)`` (NumPy or torch).
+            Y: Target samples, shape ``(m, d)``; optional for ``"monge-ampere"``.
+            target_log_prob: For ``"monge-ampere"``: :math:`\log q`, a differentiable map of
+                float64 tensors ``(n, d) -> (n,)`` in the original coordinates.
+            source_log_prob: For ``"monge-ampere"`` (optional): :math:`\log p`.
+
+        Returns:
+            ``self``.
+        """
+        x, _ = as_samples(X, "X", min_samples=2)
+        d = x.shape[1]
+        if self.loss == "monge-ampere":
+            if target_log_prob is None:
+                raise ValueError("loss='monge-ampere' needs target_log_prob")
+            y = None if Y is None else as_samples(Y, "Y", dim=d, min_samples=2)[0]
+        else:
+            if Y is None:
+                raise ValueError(f"loss={self.loss!r} needs target samples Y")
+            if target_log_prob is not None or source_log_prob is not None:
+                raise ValueError("target_log_prob/source_log_prob are for loss='monge-ampere'")
+            y, _ = as_samples(Y, "Y", dim=d, min_samples=2)
+        if self.net is not None and self.net.dim != d:
+            raise ValueError(f"net has dim={self.net.dim} but X has {d} features")
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        self.n_features_in_ = d
+        self.mean_x_, self.scale_x_ = self._moments(x)
+        self.mean_y_, self.scale_y_ = self._moments(y) if y is not None else self._moments(x)
+        xs = self._scaled(x, "x")
+        ys = self._scaled(y, "y") if y is not None else None
+
+        net = self.net if self.net is not None else default_network(d)
+        net = net.to(device=self.device, dtype=self.dtype)
+        x0 = None
+        if self.init == "gaussian" and ys is not None:
+            gm = GaussianMap().fit(xs.double().cpu().numpy(), ys.double().cpu().numpy())
+            if _set_affine(
+                net,
+                torch.as_tensor(gm.A_, dtype=self.dtype, device=self.device),
+                torch.as_tensor(gm.b_, dtype=self.dtype, device=self.device),
+            ):
+                x0 = gm.inverse_transform(ys.double().cpu()).to(ys)
+        loss_fn = self._loss(xs, ys, x0, target_log_prob, source_log_prob)
+        n, m = xs.shape[0], (ys.shape[0] if ys is not None else 0)
+        bs = self.batch_size
+
+        def sampler(gen: torch.Generator) -> list[Tensor]:
+            ix = torch.randint(n, (min(bs, n),), generator=gen).to(self.device)
+            iy = torch.randint(max(m, 1), (min(bs, max(m, 1)),), generator=gen).to(self.device)
+            return [ix, iy]
+
+        per_epoch = min(self.steps, 100)
+        start = time.perf_counter()
+        self.history_: History = fit(
+            net,
+            loss_fn,
+            sampler,
+            epochs=math.ceil(self.steps / per_epoch),
+            steps_per_epoch=per_epoch,
+            lr=self.lr,
+            schedule="cosine",
+            seed=self.seed,
+            time_limit=self.time_limit,
+            progress=self.progress,
+        )
+        self.fit_seconds_ = time.perf_counter() - start
+        self.net_ = net
+        return self
+
+    def _loss(self, xs, ys, x0, target_log_prob, source_log_prob):
+        d = xs.shape[1]
+        if self.loss == "semidual":
+            tol = 1e-5 if self.dtype == torch.float32 else 1e-9
+            semi = SemiDual(ys, tol=tol, max_iter=self.inverse_steps, x0=x0)
+            return lambda net, ix, iy: semi(net, xs[ix], iy)
+        if self.loss == "sinkhorn":
+            eps = self.epsilon if self.epsilon is not None else 0.05 * d
+            return lambda net, ix, iy: sinkhorn_loss(net, xs[ix], ys[iy], eps)
+        if self.loss == "emd":
+            return lambda net, ix, iy: emd_loss(net, xs[ix], ys[iy])
+        if self.loss == "barycentric":
+            return lambda net, ix, iy: barycentric_loss(net, xs[ix], ys[iy])
+        # Monge–Ampère in scaled coordinates: the densities of the scaled variables.
+        mx, sx, my, sy = self.mean_x_, self.scale_x_, self.mean_y_, self.scale_y_
+
+        def log_q(u: Tensor) -> Tensor:
+            v = u.double().cpu() * sy + my
+            return (target_log_prob(v) + d * math.log(sy)).to(u)
+
+        log_p = None
+        if source_log_prob is not None:
+
+            def log_p(u: Tensor) -> Tensor:
+                v = u.double().cpu() * sx + mx
+                return (source_log_prob(v) + d * math.log(sx)).to(u)
+
+        ma = MongeAmpere(log_q, log_p)
+        return lambda net, ix, iy: ma(net, xs[ix])
+
+    # ------------------------------------------------------------------ using the map
+    def _fitted(self) -> GradientNetwork:
+        if not hasattr(self, "net_"):
+            raise RuntimeError("BrenierMap is not fitted; call fit(X, Y) first")
+        return self.net_
+
+    def _chunks(self, t: Tensor, fn: Callable[[Tensor], Tensor], size: int = 65536) -> Tensor:
+        return torch.cat([fn(c) for c in t.split(size)]) if len(t) else fn(t)
+
+    def transform(self, X: Any) -> Any:
+        r"""Maps source points: :math:`T(x) = \nabla\psi(x)`, shape ``(n, d)``."""
+        net = self._fitted()
+        x, back = as_samples(X, "X", dim=self.n_features_in_)
+        with torch.no_grad():
+            out = self._chunks(self._scaled(x, "x"), net)
+        return back(self._unscaled(out, "y"))
+
+    def inverse_transform(self, Y: Any, tol: float | None = None) -> Any:
+        r"""Maps target points back: :math:`T^{-1}(y) = \nabla\psi^*(y)`, by Newton's method.
+
+        Well defined because the network is strongly convex; raises
+        :class:`~otgrad.calculus.InverseError` if the tolerance (default :math:`10^{-5}`
+        in float32, :math:`10^{-10}` in float64, relative to the scaled data) is missed.
+        """
+        net = self._fitted()
+        y, back = as_samples(Y, "Y", dim=self.n_features_in_)
+        tol = tol if tol is not None else (1e-5 if self.dtype == torch.float32 else 1e-10)
+        out = self._chunks(self._scaled(y, "y"), lambda c: net.inverse(c, tol))
+        return back(self._unscaled(out, "x"))
+
+    def _potential_scaled(self, x: Tensor) -> Tensor:
+        # psi(x) = sx * sy * phi((x - mx) / sx) + <my, x>
+        with torch.no_grad():
+            phi = self._chunks(self._scaled(x, "x"), self.net_.potential)
+        return phi.double().cpu() * (self.scale_x_ * self.scale_y_) + x @ self.mean_y_
+
+    def potential(self, X: Any) -> Any:
+        r"""The convex potential :math:`\psi(x)` with :math:`T = \nabla\psi`, shape ``(n,)``
+        (defined up to an additive constant)."""
+        self._fitted()
+        x, back = as_samples(X, "X", dim=self.n_features_in_)
+        return back(self._potential_scaled(x))
+
+    def conjugate_potential(self, Y: Any) -> Any:
+        r"""The convex conjugate :math:`\psi^*(y) = \langle x, y\rangle - \psi(x)` at
+        :math:`x = T^{-1}(y)`, shape ``(m,)``; :math:`\nabla\psi^* = T^{-1}`."""
+        self._fitted()
+        y, back = as_samples(Y, "Y", dim=self.n_features_in_)
+        x = as_samples(self.inverse_transform(y), "x")[0]
+        return back((x * y).sum(-1) - self._potential_scaled(x))
+
+    def score(self, X: Any, Y: Any) -> float:
+        r"""The dual estimate of :math:`W_2^2` between ``X`` and ``Y`` (higher is better).
+
+        .. math:: \mathbb{E}\|x\|^2 + \mathbb{E}\|y\|^2 - 2\big(\mathbb{E}\,\psi(x) +
+            \mathbb{E}\,\psi^*(y)\big) \le W_2^2(X, Y)
+
+        For every convex :math:`\psi` this is a lower bound on the squared Wasserstein
+        distance between the two sample sets (Fenchel–Young), equal to it when
+        :math:`\nabla\psi` is their optimal map: the estimator maximizes it, so held-out
+        sets measure the fit without a reference map.
+        """
+        x, _ = as_samples(X, "X", dim=getattr(self, "n_features_in_", None))
+        y, _ = as_samples(Y, "Y", dim=x.shape[1])
+        psi = self._potential_scaled(x).mean()
+        conj = as_samples(self.conjugate_potential(y)[:, None], "psi*")[0].mean()
+        return float(x.pow(2).sum(-1).mean() + y.pow(2).sum(-1).mean() - 2 * (psi + conj))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        r"""Saves the fitted map (network, weights and data scaling) to ``path``."""
+        net = self._fitted()
+        meta = {
+            "estimator": "BrenierMap",
+            "loss": self.loss,
+            "mean_x": self.mean_x_.tolist(),
+            "scale_x": self.scale_x_,
+            "mean_y": self.mean_y_.tolist(),
+            "scale_y": self.scale_y_,
+        }
+        io.save(net, path, metadata=meta)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, device: str | torch.device | None = "cpu"
+    ) -> BrenierMap:
+        r"""Loads a map saved by :meth:`save` (never executes code from the file).
+
+        Raises:
+            ValueError: If the file is corrupt or not a saved :class:`BrenierMap`.
+        """
+        net, meta = io.load(path, map_location=device, with_metadata=True)
+        try:
+            if meta.get("estimator") != "BrenierMap":
+                raise KeyError("estimator")
+            d = net.dim
+            mx = torch.tensor(meta["mean_x"], dtype=torch.float64)
+            my = torch.tensor(meta["mean_y"], dtype=torch.float64)
+            sx, sy = float(meta["scale_x"]), float(meta["scale_y"])
+            if mx.shape != (d,) or my.shape != (d,) or not (sx > 0 and sy > 0):
+                raise ValueError("scaling does not match the network")
+            if not (torch.isfinite(mx).all() and torch.isfinite(my).all()):
+                raise ValueError("non-finite scaling")
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"corrupt BrenierMap file {os.fspath(path)!r}: {e}") from e
+        dtype = next(net.parameters()).dtype
+        est = cls(net=net, loss=meta.get("loss", "semidual"), dtype=dtype, device=device)
+        est.net_, est.n_features_in_ = net, d
+        est.mean_x_, est.scale_x_, est.mean_y_, est.scale_y_ = mx, sx, my, sy
+        return est
