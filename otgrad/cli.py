@@ -25,10 +25,63 @@ def _positive_float(text: str) -> float:
 
 
 def demo(
+    source: str = "gaussian",
+    target: str = "8gaussians",
+    steps: int = 1000,
+    samples: int = 10_000,
+    out: str = "otgrad-demo",
+    seed: int = 0,
+    device: str | None = None,
+) -> dict:
+    r"""Fits the optimal transport map between two built-in 2D distributions, end to end.
+
+    Draws ``samples`` points of each, fits :class:`~otgrad.ot.BrenierMap` (an mGradNet,
+    convex by construction, so the fitted map is the Brenier map once it pushes the source
+    onto the target), measures :math:`W_2(T_\#\mu, \nu)` on 1000 fresh points against
+    :math:`W_2(\mu, \nu)` and the sampling floor :math:`W_2(\nu, \nu')`, and saves a
+    figure (samples, displacement interpolation over the potential, pushed samples).
+
+    Returns:
+        The results (also written to ``out/results.json``).
+    """
+    from .data.toy2d import sample_toy2d
+    from .ot import BrenierMap, GaussianMap, transport_cost, wasserstein2
+    from .plotting import plot_transport
+
+    X, Y = sample_toy2d(source, samples, seed), sample_toy2d(target, samples, seed + 1)
+    est = BrenierMap(steps=steps, seed=seed, device=device).fit(X, Y)
+    Xt, Yt = sample_toy2d(source, 1000, seed + 2), sample_toy2d(target, 1000, seed + 3)
+    TX = est.transform(Xt)
+    results = {
+        "pair": f"{source} -> {target}",
+        "samples": samples,
+        "steps": est.history_.steps,
+        "seconds": round(est.fit_seconds_, 2),
+        "w2_mapped": wasserstein2(TX, Yt),
+        "w2_linear": wasserstein2(GaussianMap().fit(X, Y).transform(Xt), Yt),
+        "w2_source": wasserstein2(Xt, Yt),
+        "w2_floor": wasserstein2(sample_toy2d(target, 1000, seed + 4), Yt),
+        "transport_cost": transport_cost(Xt, TX),
+        "dual_w2_squared": est.score(Xt, Yt),
+    }
+    os.makedirs(out, exist_ok=True)
+    fig = os.path.join(out, "demo.png")
+    plot_transport(
+        est, Xt, Yt, fig, title=f"{source} → {target}: W2(T#μ, ν) = {results['w2_mapped']:.3f}"
+    )
+    results["figure"] = fig
+    est.save(os.path.join(out, "map.pt"))
+    results["map"] = os.path.join(out, "map.pt")
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results
+
+
+def field_demo(
     seconds: float | None = 5.0,
     model: str = "mgradnet-c",
     epochs: int = 10_000,
-    out: str = "otgrad-demo",
+    out: str = "otgrad-field-demo",
     seed: int = 0,
     device: str = "cpu",
 ) -> dict:
@@ -104,15 +157,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Gradient networks for optimal transport and generative modeling.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser(
+    from .data.toy2d import TOY2D
+
+    d = sub.add_parser(
         "demo",
-        help="fit an mGradNet to the paper's convex gradient field for a few seconds",
+        help="fit an optimal transport map between two 2D distributions (end to end)",
         description=demo.__doc__.split("\n")[0] if demo.__doc__ else None,
+    )
+    d.add_argument("--source", choices=sorted(TOY2D), default="gaussian")
+    d.add_argument("--target", choices=sorted(TOY2D), default="8gaussians")
+    d.add_argument("--steps", type=int, default=1000)
+    d.add_argument("--samples", type=int, default=10_000)
+    d.add_argument("--out", default="otgrad-demo", help="output folder (figure, results, map)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default=None)
+    d.add_argument("--quick", action="store_true", help="100 steps on 2000 samples (tests)")
+    p = sub.add_parser(
+        "field-demo",
+        help="fit an mGradNet to the paper's convex gradient field for a few seconds",
+        description=field_demo.__doc__.split("\n")[0] if field_demo.__doc__ else None,
     )
     p.add_argument("--seconds", type=_positive_float, default=5.0, help="training budget")
     p.add_argument("--epochs", type=int, default=10_000, help="epoch limit (the paper trains 200)")
     p.add_argument("--model", choices=["mgradnet-c", "mgradnet-m"], default="mgradnet-c")
-    p.add_argument("--out", default="otgrad-demo", help="output folder (figure, results.json)")
+    p.add_argument("--out", default="otgrad-field-demo", help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="10 epochs, no time budget (for tests)")
@@ -148,12 +216,72 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="one seed, 5 epochs, 20 L-BFGS iterations, PolyMax at d = 2, 8 for 300 steps",
     )
+    b = sub.add_parser(
+        "ot-bench",
+        help="optimal transport map benchmarks (Gaussians, W2 benchmark, 2D toys, peers)",
+        description="Fit BrenierMap on the OT benchmarks and write one JSON file per task, "
+        "results.md and figures to --out.",
+    )
+    b.add_argument("--out", default="otgrad-ot-bench", help="output folder")
+    b.add_argument(
+        "--tasks",
+        default="gaussian,w2bench,toy2d,losses,color",
+        help="comma-separated: gaussian, w2bench, toy2d, losses, color",
+    )
+    b.add_argument("--gaussian-dims", default="2,4,8,16,32,64,128,256")
+    b.add_argument("--w2-dims", default="2,4,8,16,32,64,128")
+    b.add_argument(
+        "--w2-root",
+        default=os.environ.get("OTGRAD_W2BENCH", os.path.join("..", "shared", "data", "w2bench")),
+        help="the W2 benchmark folder (with arrays/D{d}.npz); default $OTGRAD_W2BENCH or "
+        "../shared/data/w2bench",
+    )
+    b.add_argument("--loss-seconds", type=_positive_float, default=120.0)
+    b.add_argument("--no-peers", action="store_true", help="skip POT's estimators")
+    b.add_argument("--workers", type=int, default=2, help="parallel processes")
+    b.add_argument("--quick", action="store_true", help="small data and step budgets (tests)")
+    mp = sub.add_parser(
+        "map",
+        help="fit a transport map between two sample files, or apply a saved one",
+        description="Fit the optimal transport map from SOURCE to TARGET (.npy or .csv, "
+        "n x d) and save it, or apply a saved map to new points.",
+    )
+    mp.add_argument("source", nargs="?", help="source samples (.npy or .csv)")
+    mp.add_argument("target", nargs="?", help="target samples (.npy or .csv)")
+    mp.add_argument("--out", default=None, help="where to save the fitted map (.pt)")
+    mp.add_argument("--load", default=None, help="a map saved by --out")
+    mp.add_argument("--apply", default=None, help="points to transport with --load")
+    mp.add_argument("--output", default=None, help="where to write the transported points")
+    mp.add_argument("--steps", type=int, default=2000)
+    mp.add_argument("--seed", type=int, default=0)
+    mp.add_argument("--device", default=None)
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     if args.command is None:
         parser.print_help()
         return 0
     if args.command == "demo":
+        if args.steps < 1 or args.samples < 2:
+            raise SystemExit("otgrad demo: --steps must be positive and --samples at least 2")
         r = demo(
+            args.source,
+            args.target,
+            steps=100 if args.quick else args.steps,
+            samples=2000 if args.quick else args.samples,
+            out=args.out,
+            seed=args.seed,
+            device=args.device,
+        )
+        print(
+            f"{r['pair']}: BrenierMap fitted in {r['seconds']:.1f} s ({r['steps']} steps)\n"
+            f"W2(T#source, target) = {r['w2_mapped']:.3f}  (linear map {r['w2_linear']:.3f}, "
+            f"identity {r['w2_source']:.3f}, sampling floor {r['w2_floor']:.3f})\n"
+            f"transport cost E|x - T(x)|^2 = {r['transport_cost']:.3f}; dual W2^2 bound "
+            f"{r['dual_w2_squared']:.3f}\n"
+            f"figure: {r['figure']}; map: {r['map']} (otgrad map --load {r['map']} --apply X.npy)"
+        )
+    if args.command == "field-demo":
+        r = field_demo(
             seconds=None if args.quick else args.seconds,
             epochs=10 if args.quick else args.epochs,
             model=args.model,
@@ -171,6 +299,118 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "fields":
         return _fields(args)
+    if args.command == "ot-bench":
+        return _ot_bench(args)
+    if args.command == "map":
+        return _map(args)
+    return 0
+
+
+def _ot_bench(args: argparse.Namespace) -> int:
+    from .studies import ot_maps as om
+
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = set(tasks) - {"gaussian", "w2bench", "toy2d", "losses", "color"}
+    if unknown:
+        raise SystemExit(f"otgrad ot-bench: unknown tasks {sorted(unknown)}")
+    if args.workers < 1:
+        raise SystemExit("otgrad ot-bench: --workers must be positive")
+    gdims = [int(d) for d in args.gaussian_dims.split(",") if d]
+    wdims = [int(d) for d in args.w2_dims.split(",") if d]
+    if args.quick:
+        gdims, wdims = [d for d in gdims if d <= 4][:2] or [2], [d for d in wdims if d <= 4][:1]
+    root = args.w2_root if os.path.isdir(os.path.join(args.w2_root, "arrays")) else None
+    os.makedirs(args.out, exist_ok=True)
+    results = {}
+    peers = not args.no_peers
+    for task in tasks:
+        if task == "gaussian":
+            r = om.run_gaussian(gdims, quick=args.quick, peers=peers, workers=args.workers)
+        elif task == "w2bench":
+            if root is None:
+                print(f"w2bench: no data at {args.w2_root!r} (set --w2-root); skipped")
+                continue
+            r = om.run_w2bench(root, wdims, quick=args.quick, workers=args.workers)
+        elif task == "toy2d":
+            pairs = om.TOY_PAIRS[:1] if args.quick else om.TOY_PAIRS
+            r = om.run_toy2d(
+                args.out, pairs=pairs, quick=args.quick, peers=peers, workers=args.workers
+            )
+        elif task == "losses":
+            r = om.run_losses(
+                root, quick=args.quick, seconds=args.loss_seconds, workers=args.workers
+            )
+        else:
+            r = om.run_color_transfer(args.out, quick=args.quick)
+        r["command"] = "otgrad " + " ".join(args.argv)
+        results[task] = r
+        om.save_json(r, os.path.join(args.out, f"ot_{task}.json"))
+    text = om.report(results)
+    with open(os.path.join(args.out, "results.md"), "w") as fh:
+        fh.write(text)
+    print(text)
+    print(json.dumps({k: v for k, v in results.get("color", {}).items()}, indent=1))
+    return 0
+
+
+def _read_points(path: str, name: str):
+    import numpy as np
+
+    if not os.path.exists(path):
+        raise SystemExit(f"otgrad map: {name} file {path!r} does not exist")
+    try:
+        if path.endswith(".npy"):
+            arr = np.load(path, allow_pickle=False)
+        elif path.endswith(".csv"):
+            arr = np.loadtxt(path, delimiter=",", ndmin=2)
+        else:
+            raise SystemExit(f"otgrad map: {name} must be a .npy or .csv file, got {path!r}")
+    except ValueError as e:
+        raise SystemExit(f"otgrad map: cannot read {name} {path!r}: {e}") from e
+    if arr.dtype.kind in "iu":
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def _map(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .ot import BrenierMap, GaussianMap, transport_cost, wasserstein2
+
+    if args.load:
+        if args.apply is None:
+            raise SystemExit("otgrad map: --load needs --apply POINTS")
+        try:
+            est = BrenierMap.load(args.load)
+            out = est.transform(_read_points(args.apply, "--apply"))
+        except ValueError as e:
+            raise SystemExit(f"otgrad map: {e}") from e
+        dest = args.output or os.path.splitext(args.apply)[0] + "_mapped.npy"
+        np.save(dest, out)
+        print(f"transported {len(out)} points with {args.load}: {dest}")
+        return 0
+    if args.source is None or args.target is None:
+        raise SystemExit("otgrad map: give SOURCE and TARGET files (or --load and --apply)")
+    X, Y = _read_points(args.source, "SOURCE"), _read_points(args.target, "TARGET")
+    try:
+        est = BrenierMap(steps=args.steps, seed=args.seed, device=args.device).fit(X, Y)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"otgrad map: {e}") from e
+    TX = est.transform(X)
+    k = min(2000, len(X), len(Y))
+    rng = np.random.default_rng(0)
+    xs, ys = X[rng.choice(len(X), k, replace=False)], Y[rng.choice(len(Y), k, replace=False)]
+    print(
+        f"fitted in {est.fit_seconds_:.1f} s ({est.history_.steps} steps, d = {X.shape[1]})\n"
+        f"transport cost E|x - T(x)|^2: {transport_cost(X, TX):.4g}\n"
+        f"fit quality on {k} points: W2(T#source, target) = {wasserstein2(est.transform(xs), ys):.4g}"
+        f" (identity: {wasserstein2(xs, ys):.4g}; linear map: "
+        f"{wasserstein2(GaussianMap().fit(X, Y).transform(xs), ys):.4g})\n"
+        f"dual W2^2 lower bound: {est.score(xs, ys):.4g}"
+    )
+    if args.out:
+        est.save(args.out)
+        print(f"saved: {args.out}")
     return 0
 
 

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from .data.fields import GradientField, unit_grid  # noqa: E402
 from .nn.base import GradientNetwork  # noqa: E402
 
-__all__ = ["plot_field_fit", "plot_fields", "plot_error_maps"]
+__all__ = ["plot_field_fit", "plot_fields", "plot_error_maps", "plot_transport"]
 
 
 def plot_field_fit(
@@ -111,4 +111,53 @@ def plot_error_maps(
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_transport(estimator, X, Y, path: str | os.PathLike, title: str = "") -> None:
+    r"""Saves a three-panel figure of a fitted 2D transport map :math:`T = \nabla\psi`:
+    source and target samples; the displacement interpolation :math:`(1 - t)x + tT(x)`
+    over the contours of :math:`\psi(x) - \|x\|^2/2`; and :math:`T_\#\mu` over the target.
+
+    Arguments:
+        estimator: A fitted :class:`~otgrad.ot.BrenierMap` (or anything with ``transform``
+            and ``potential`` on ``(n, 2)`` arrays).
+        X: Source samples, ``(n, 2)`` NumPy array.
+        Y: Target samples, ``(m, 2)`` NumPy array.
+        path: The PNG file to write.
+        title: A title for the figure.
+    """
+    import numpy as np
+
+    TX = estimator.transform(X)
+    pts = np.concatenate([X, Y, TX])
+    lo, hi = pts.min(0) - 0.3, pts.max(0) + 0.3
+    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120))
+    grid = np.stack([g0.ravel(), g1.ravel()], -1)
+    pot = estimator.potential(grid) - 0.5 * (grid**2).sum(-1)
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4.4))
+    ax[0].scatter(*X.T, s=2, alpha=0.5, label="source μ")
+    ax[0].scatter(*Y.T, s=2, alpha=0.5, label="target ν")
+    ax[0].legend(loc="upper right", markerscale=4)
+    ax[0].set_title("samples")
+    ax[1].contour(g0, g1, pot.reshape(g0.shape), levels=20, cmap="Greys", linewidths=0.6)
+    cmap = plt.get_cmap("viridis")
+    for t in np.linspace(0, 1, 5):
+        ax[1].scatter(*((1 - t) * X + t * TX).T, s=1.5, color=cmap(t), alpha=0.6)
+    for i in range(0, len(X), max(1, len(X) // 60)):
+        ax[1].plot([X[i, 0], TX[i, 0]], [X[i, 1], TX[i, 1]], color="k", lw=0.4, alpha=0.5)
+    ax[1].set_title("(1−t)x + tT(x), t = 0 … 1; contours of ψ − ‖x‖²/2")
+    ax[2].scatter(*Y.T, s=2, alpha=0.4, color="C1", label="target ν")
+    ax[2].scatter(*TX.T, s=2, alpha=0.4, color="C2", label="T#μ")
+    ax[2].legend(loc="upper right", markerscale=4)
+    ax[2].set_title("pushed-forward samples")
+    for a in ax:
+        a.set_xlim(lo[0], hi[0])
+        a.set_ylim(lo[1], hi[1])
+        a.set_aspect("equal")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -28,16 +28,14 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data.fields import ConvexField, GradientField, NonconvexField, PolyMax, unit_grid
 from ..nn import CRR, ICGN, ICNN, RR, GradientNetwork, GradNetC, GradNetM, MLPPotential
 from ..train import fit, refine
+from ._pool import pool_map
 
 __all__ = ["PAPER", "TABLES", "make_model", "run_tables", "run_polymax", "polymax_model"]
 
@@ -169,23 +167,6 @@ def _run_table_task(task: _Task) -> list[dict]:
     return out
 
 
-def _pool_map(fn, tasks: Sequence, workers: int, desc: str) -> list:
-    results = []
-    bar = tqdm(total=len(tasks), desc=desc, disable=None)
-    if workers <= 1:
-        for t in tasks:
-            results.append(fn(t))
-            bar.update(1)
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as ex:
-            futures = [ex.submit(fn, t) for t in tasks]
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.update(1)
-    bar.close()
-    return results
-
-
 def _summary(values: list[float]) -> tuple[float, float]:
     mean = statistics.fmean(values)
     std = statistics.pstdev(values) if len(values) > 1 else 0.0
@@ -241,7 +222,7 @@ def run_tables(
         missing = [f"{k.table}/{k.model}/{k.seed}" for k in tasks if k.initial is None]
         if missing:
             raise ValueError(f"init_from lacks the weights of {missing[:3]}...")
-    raw = [r for rs in _pool_map(_run_table_task, tasks, workers, "gradient fields") for r in rs]
+    raw = [r for rs in pool_map(_run_table_task, tasks, workers, "gradient fields") for r in rs]
     weights = {
         f"{r['table']}/{r['model']}/{r['seed']}": r["state_dict"]
         for r in raw
@@ -411,7 +392,7 @@ def run_polymax(
         validation MSE, and every learning rate's numbers.
     """
     tasks = [_PolyTask(m, d, lr, iterations, device) for d in dims for m in models for lr in lrs]
-    raw = _pool_map(_run_polymax_task, tasks, workers, "polymax")
+    raw = pool_map(_run_polymax_task, tasks, workers, "polymax")
     results: dict = {
         "protocol": {"iterations": iterations, "batch": 100, "lrs": list(lrs), "device": device}
     }
