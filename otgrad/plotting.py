@@ -142,10 +142,11 @@ def plot_transport(estimator, X, Y, path: str | os.PathLike, title: str = "") ->
     ax[0].set_title("samples")
     ax[1].contour(g0, g1, pot.reshape(g0.shape), levels=20, cmap="Greys", linewidths=0.6)
     cmap = plt.get_cmap("viridis")
+    k = min(len(X), 300)
+    for i in range(k):
+        ax[1].plot([X[i, 0], TX[i, 0]], [X[i, 1], TX[i, 1]], color="k", lw=0.3, alpha=0.3)
     for t in np.linspace(0, 1, 5):
-        ax[1].scatter(*((1 - t) * X + t * TX).T, s=1.5, color=cmap(t), alpha=0.6)
-    for i in range(0, len(X), max(1, len(X) // 60)):
-        ax[1].plot([X[i, 0], TX[i, 0]], [X[i, 1], TX[i, 1]], color="k", lw=0.4, alpha=0.5)
+        ax[1].scatter(*((1 - t) * X[:k] + t * TX[:k]).T, s=3, color=cmap(t), zorder=3)
     ax[1].set_title("(1−t)x + tT(x), t = 0 … 1; contours of ψ − ‖x‖²/2")
     ax[2].scatter(*Y.T, s=2, alpha=0.4, color="C1", label="target ν")
     ax[2].scatter(*TX.T, s=2, alpha=0.4, color="C2", label="T#μ")

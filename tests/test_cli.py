@@ -72,7 +72,7 @@ def test_map_fit_save_and_apply(tmp_path, capsys):
     assert main(["map", "--load", str(model), "--apply", str(tmp_path / "new.npy")]) == 0
     mapped = np.load(tmp_path / "new_mapped.npy")
     assert mapped.shape == (7, 3)
-    np.testing.assert_allclose(mapped, X[:7] @ np.diag([2.0, 1.0, 0.5]) + 1.0, atol=0.1)
+    np.testing.assert_allclose(mapped, X[:7] @ np.diag([2.0, 1.0, 0.5]) + 1.0, atol=0.3)
 
 
 def test_map_errors_are_clear(tmp_path):

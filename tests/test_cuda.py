@@ -61,3 +61,29 @@ def test_cuda_device_mismatch_is_an_error():
     net = GradNetC(3, 4).cuda()
     with pytest.raises(ValueError, match="device"):
         net(torch.randn(2, 3))
+
+
+def test_brenier_map_on_cuda_matches_the_cpu_fit():
+    import numpy as np
+
+    from otgrad.ot import BrenierMap, l2_uvp
+    from otgrad.studies.ot_maps import gaussian_pair
+
+    data = gaussian_pair(4, 4096, 1024, seed=0)
+    maps = {}
+    for device in ("cpu", "cuda"):
+        est = BrenierMap(steps=100, seed=0, dtype=torch.float64, device=device, progress=False)
+        maps[device] = est.fit(data["X"], data["Y"])
+    x = torch.as_tensor(data["X_test"][:100], device="cuda")
+    out = maps["cuda"].transform(x)
+    assert out.device.type == "cuda"  # the same kind, dtype and device out
+    uvp = {
+        k: l2_uvp(m.transform(data["X_test"]), data["T_test"], data["var"])
+        for k, m in maps.items()
+    }
+    assert uvp["cuda"] < 2.0
+    # same seed, same minibatches: the two fits agree up to floating-point reassociation
+    assert abs(uvp["cuda"] - uvp["cpu"]) < 0.2
+    np.testing.assert_allclose(
+        maps["cuda"].inverse_transform(out.cpu().numpy()), data["X_test"][:100], atol=1e-6
+    )
