@@ -238,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     b.add_argument("--loss-seconds", type=_positive_float, default=120.0)
     b.add_argument("--no-peers", action="store_true", help="skip POT's estimators")
+    b.add_argument(
+        "--lr", type=_positive_float, default=None, help="BrenierMap's learning rate (gaussian)"
+    )
     b.add_argument("--workers", type=int, default=2, help="parallel processes")
     b.add_argument("--quick", action="store_true", help="small data and step budgets (tests)")
     mp = sub.add_parser(
@@ -325,7 +328,10 @@ def _ot_bench(args: argparse.Namespace) -> int:
     peers = not args.no_peers
     for task in tasks:
         if task == "gaussian":
-            r = om.run_gaussian(gdims, quick=args.quick, peers=peers, workers=args.workers)
+            extra = {"lr": args.lr} if args.lr is not None else None
+            r = om.run_gaussian(
+                gdims, quick=args.quick, peers=peers, workers=args.workers, brenier=extra
+            )
         elif task == "w2bench":
             if root is None:
                 print(f"w2bench: no data at {args.w2_root!r} (set --w2-root); skipped")
