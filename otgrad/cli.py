@@ -239,8 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--loss-seconds", type=_positive_float, default=120.0)
     b.add_argument("--no-peers", action="store_true", help="skip POT's estimators")
     b.add_argument(
-        "--lr", type=_positive_float, default=None, help="BrenierMap's learning rate (gaussian)"
+        "--lr", type=_positive_float, default=None, help="override BrenierMap's learning rate"
     )
+    b.add_argument("--steps", type=int, default=None, help="override BrenierMap's steps")
     b.add_argument("--workers", type=int, default=2, help="parallel processes")
     b.add_argument("--quick", action="store_true", help="small data and step budgets (tests)")
     mp = sub.add_parser(
@@ -322,13 +323,15 @@ def _ot_bench(args: argparse.Namespace) -> int:
     wdims = [int(d) for d in args.w2_dims.split(",") if d]
     if args.quick:
         gdims, wdims = [d for d in gdims if d <= 4][:2] or [2], [d for d in wdims if d <= 4][:1]
+    extra = {k: getattr(args, k) for k in ("lr", "steps") if getattr(args, k) is not None}
+    if extra.get("steps", 1) < 1:
+        raise SystemExit("otgrad ot-bench: --steps must be positive")
     root = args.w2_root if os.path.isdir(os.path.join(args.w2_root, "arrays")) else None
     os.makedirs(args.out, exist_ok=True)
     results = {}
     peers = not args.no_peers
     for task in tasks:
         if task == "gaussian":
-            extra = {"lr": args.lr} if args.lr is not None else None
             r = om.run_gaussian(
                 gdims, quick=args.quick, peers=peers, workers=args.workers, brenier=extra
             )
@@ -336,7 +339,7 @@ def _ot_bench(args: argparse.Namespace) -> int:
             if root is None:
                 print(f"w2bench: no data at {args.w2_root!r} (set --w2-root); skipped")
                 continue
-            r = om.run_w2bench(root, wdims, quick=args.quick, workers=args.workers)
+            r = om.run_w2bench(root, wdims, quick=args.quick, workers=args.workers, brenier=extra)
         elif task == "toy2d":
             pairs = om.TOY_PAIRS[:1] if args.quick else om.TOY_PAIRS
             r = om.run_toy2d(

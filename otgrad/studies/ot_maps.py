@@ -228,33 +228,45 @@ def run_gaussian(
         for d in sorted(dims, reverse=True)  # the longest fits first
         for m in methods
     ]
-    rows = pool_map(_run_map_task, tasks, workers, "gaussian")
-    if extra:
-        label = "BrenierMap (" + ", ".join(f"{k} {v:g}" for k, v in extra.items()) + ")"
-        for r in rows:
-            if r["method"] == "BrenierMap":
-                r["method"] = label
+    rows = _label(pool_map(_run_map_task, tasks, workers, "gaussian"), extra)
     return dict(rows=_sorted(rows), protocol=_protocol(n_train=n_train, n_test=n_test))
 
 
 def run_w2bench(
-    root: str, dims: Sequence[int], *, quick: bool = False, workers: int = 2, seed: int = 0
+    root: str,
+    dims: Sequence[int],
+    *,
+    quick: bool = False,
+    workers: int = 2,
+    seed: int = 0,
+    brenier: dict | None = None,
 ) -> dict:
-    r"""Task 2: the W2 benchmark's high-dimensional pairs from ``root``."""
+    r"""Task 2: the W2 benchmark's high-dimensional pairs from ``root`` (``brenier``: option
+    overrides, as in :func:`run_gaussian`)."""
+    extra = dict(brenier or {})
     tasks = [
         Task(
             "w2bench",
             d,
             m,
-            brenier_options(d, quick) if m == "BrenierMap" else {},
+            {**brenier_options(d, quick), **extra} if m == "BrenierMap" else {},
             seed,
             root=root,
         )
         for d in sorted(dims, reverse=True)
         for m in ("BrenierMap", "linear (Bures)")
     ]
-    rows = pool_map(_run_map_task, tasks, workers, "w2bench")
+    rows = _label(pool_map(_run_map_task, tasks, workers, "w2bench"), extra)
     return dict(rows=_sorted(rows), protocol=_protocol(published=W2_PUBLISHED))
+
+
+def _label(rows: list[dict], extra: dict) -> list[dict]:
+    if extra:
+        label = "BrenierMap (" + ", ".join(f"{k} {v:g}" for k, v in extra.items()) + ")"
+        for r in rows:
+            if r["method"] == "BrenierMap":
+                r["method"] = label
+    return rows
 
 
 def _sorted(rows: list[dict]) -> list[dict]:
@@ -438,7 +450,8 @@ def report(results: dict) -> str:
             "| | " + " | ".join(f"d = {d}" for d in dims) + " |",
             "|---|" + "---:|" * len(dims),
         ]
-        for m in ("BrenierMap", "linear (Bures)"):
+        variants = sorted({r["method"] for r in w["rows"] if r["method"].startswith("BrenierMap")})
+        for m in variants + ["linear (Bures)"]:
             cells = []
             for d in dims:
                 r = next((r for r in w["rows"] if r["d"] == d and r["method"] == m), None)
