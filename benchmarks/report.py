@@ -255,7 +255,8 @@ def ot_section():
                 + ", ".join(
                     f"{r['seconds'] / 60:.1f} min (d = {d})" for d, r in sorted(var.items())
                 )
-                + ".",
+                + " (this run shared the 2 cores with other jobs for part of the time, so "
+                "its times are upper bounds).",
                 "",
             ]
         lines += report({"w2bench": w}).splitlines() + [""]
