@@ -38,7 +38,7 @@ def demo(
     Draws ``samples`` points of each, fits :class:`~otgrad.ot.BrenierMap` (an mGradNet,
     convex by construction, so the fitted map is the Brenier map once it pushes the source
     onto the target), measures :math:`W_2(T_\#\mu, \nu)` on 1000 fresh points against
-    :math:`W_2(\mu, \nu)` and the sampling floor :math:`W_2(\nu, \nu')`, and saves a
+    :math:`W_2(\mu, \nu)` and the sampling level :math:`W_2(\nu, \nu')`, and saves a
     figure (samples, displacement interpolation over the potential, pushed samples).
 
     Returns:
@@ -279,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{r['pair']}: BrenierMap fitted in {r['seconds']:.1f} s ({r['steps']} steps)\n"
             f"W2(T#source, target) = {r['w2_mapped']:.3f}  (linear map {r['w2_linear']:.3f}, "
-            f"identity {r['w2_source']:.3f}, sampling floor {r['w2_floor']:.3f})\n"
+            f"identity {r['w2_source']:.3f}, two target samples {r['w2_floor']:.3f})\n"
             f"transport cost E|x - T(x)|^2 = {r['transport_cost']:.3f}; dual W2^2 bound "
             f"{r['dual_w2_squared']:.3f}\n"
             f"figure: {r['figure']}; map: {r['map']} (otgrad map --load {r['map']} --apply X.npy)"
