@@ -346,11 +346,18 @@ class BrenierMap:
         :class:`~otgrad.calculus.InverseError` if the tolerance (default :math:`10^{-5}`
         in float32, :math:`10^{-10}` in float64, relative to the scaled data) is missed.
         """
-        net = self._fitted()
+        self._fitted()
         y, back = as_samples(Y, "Y", dim=self.n_features_in_)
+        return back(self._inverse_scaled(y, tol))
+
+    def _inverse_scaled(self, y: Tensor, tol: float | None = None) -> Tensor:
         tol = tol if tol is not None else (1e-5 if self.dtype == torch.float32 else 1e-10)
-        out = self._chunks(self._scaled(y, "y"), lambda c: net.inverse(c, tol))
-        return back(self._unscaled(out, "x"))
+        out = self._chunks(self._scaled(y, "y"), lambda c: self.net_.inverse(c, tol))
+        return self._unscaled(out, "x")
+
+    def _conjugate_scaled(self, y: Tensor) -> Tensor:
+        x = self._inverse_scaled(y)
+        return (x * y).sum(-1) - self._potential_scaled(x)
 
     def _potential_scaled(self, x: Tensor) -> Tensor:
         # psi(x) = sx * sy * phi((x - mx) / sx) + <my, x>
@@ -370,8 +377,7 @@ class BrenierMap:
         :math:`x = T^{-1}(y)`, shape ``(m,)``; :math:`\nabla\psi^* = T^{-1}`."""
         self._fitted()
         y, back = as_samples(Y, "Y", dim=self.n_features_in_)
-        x = as_samples(self.inverse_transform(y), "x")[0]
-        return back((x * y).sum(-1) - self._potential_scaled(x))
+        return back(self._conjugate_scaled(y))
 
     def score(self, X: Any, Y: Any) -> float:
         r"""The dual estimate of :math:`W_2^2` between ``X`` and ``Y`` (higher is better).
@@ -384,10 +390,11 @@ class BrenierMap:
         :math:`\nabla\psi` is their optimal map: the estimator maximizes it, so held-out
         sets measure the fit without a reference map.
         """
-        x, _ = as_samples(X, "X", dim=getattr(self, "n_features_in_", None))
-        y, _ = as_samples(Y, "Y", dim=x.shape[1])
+        self._fitted()
+        x, _ = as_samples(X, "X", dim=self.n_features_in_)
+        y, _ = as_samples(Y, "Y", dim=self.n_features_in_)
         psi = self._potential_scaled(x).mean()
-        conj = as_samples(self.conjugate_potential(y)[:, None], "psi*")[0].mean()
+        conj = self._conjugate_scaled(y).mean()
         return float(x.pow(2).sum(-1).mean() + y.pow(2).sum(-1).mean() - 2 * (psi + conj))
 
     # ------------------------------------------------------------------ persistence

@@ -76,8 +76,8 @@ def gaussian_pair(d: int, n_train: int, n_test: int, seed: int = 0) -> dict[str,
 
     Returns:
         A dict with ``X``, ``Y`` (independent training samples of source and target),
-        ``X_test``, ``T_test`` (the Bures map of ``X_test``) and ``var`` (the target's
-        total variance).
+        ``X_test``, ``T_test`` (the Bures map of ``X_test``), ``var`` (the target's
+        total variance) and the true map ``x @ A + b`` as ``A``, ``b``.
     """
     rng = np.random.default_rng(seed)
     cs, ct = _random_cov(d, rng), _random_cov(d, rng)
@@ -87,7 +87,7 @@ def gaussian_pair(d: int, n_train: int, n_test: int, seed: int = 0) -> dict[str,
     X = ms + rng.standard_normal((n_train, d)) @ ls.T
     Y = mt + rng.standard_normal((n_train, d)) @ lt.T
     Xt = ms + rng.standard_normal((n_test, d)) @ ls.T
-    return dict(X=X, Y=Y, X_test=Xt, T_test=Xt @ A + b, var=float(np.trace(ct)))
+    return dict(X=X, Y=Y, X_test=Xt, T_test=Xt @ A + b, var=float(np.trace(ct)), A=A, b=b)
 
 
 def load_w2bench(root: str, d: int) -> dict[str, np.ndarray]:
@@ -136,27 +136,34 @@ def _run_map_task(task: Task) -> dict:
 
 
 def _run_peer(task: Task, data: dict) -> dict:
-    import ot
-
     X, Y, Xt, Tt = data["X"], data["Y"], data["X_test"], data["T_test"]
     n = task.peer_samples
-    if task.method == "POT LinearTransport":
-        m = ot.da.LinearTransport().fit(Xs=X, Xt=Y)
-        return _score_map(data, m.transform(Xs=Xt), Xt, Tt)
-    if task.method.startswith("POT MappingTransport"):
-        m = _mapping_transport(task.method, X[:n])
-        m.fit(Xs=X[:n], Xt=Y[:n])
-        return dict(_score_map(data, m.transform(Xs=Xt), Xt, Tt), n_train=n)
-    if task.method == "exact plan (in-sample)":
-        # the barycentric projection of the exact plan, scored on its own training points
-        m = ot.da.EMDTransport().fit(Xs=X[:n], Xt=Y[:n])
-        if task.kind != "gaussian":
-            raise ValueError("in-sample scoring needs the true map on the training points")
-        g = GaussianMap()
-        g.A_, g.b_, g.n_features_in_ = _true_affine(task)
-        ref = g.transform(X[:n])
-        return dict(_score_map(data, m.transform(Xs=X[:n]), X[:n], ref), n_train=n)
-    raise ValueError(f"unknown method {task.method!r}")
+    mapped, pts = _peer_map(task.method, X, Y, Xt, n)
+    if pts is Xt:
+        row = _score_map(data, mapped, Xt, Tt)
+    elif "A" in data:  # in-sample: the true map on the peer's own training points
+        row = _score_map(data, mapped, pts, pts @ data["A"] + data["b"])
+    else:
+        raise ValueError("in-sample scoring needs the true map on the training points")
+    return row if task.method == "POT LinearTransport" else dict(row, n_train=n)
+
+
+def _peer_map(
+    method: str, X: np.ndarray, Y: np.ndarray, Xt: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Fits one of POT's estimators (:data:`PEERS`) and returns ``(mapped, points)``: the
+    test points mapped, or for the exact plan its own first ``n`` training points mapped
+    (its barycentric projection has no out-of-sample map)."""
+    import ot
+
+    if method == "POT LinearTransport":
+        return ot.da.LinearTransport().fit(Xs=X, Xt=Y).transform(Xs=Xt), Xt
+    if method.startswith("POT MappingTransport"):
+        m = _mapping_transport(method, X[:n])
+        return m.fit(Xs=X[:n], Xt=Y[:n]).transform(Xs=Xt), Xt
+    if method == "exact plan (in-sample)":
+        return ot.da.EMDTransport().fit(Xs=X[:n], Xt=Y[:n]).transform(Xs=X[:n]), X[:n]
+    raise ValueError(f"unknown method {method!r}")
 
 
 def _mapping_transport(method: str, X: np.ndarray):
@@ -170,14 +177,6 @@ def _mapping_transport(method: str, X: np.ndarray):
     return ot.da.MappingTransport(
         kernel="gaussian", sigma=sigma, mu=1.0, eta=1e-3, bias=True, max_iter=10
     )
-
-
-def _true_affine(task: Task) -> tuple[np.ndarray, np.ndarray, int]:
-    rng = np.random.default_rng(task.seed)
-    cs, ct = _random_cov(task.d, rng), _random_cov(task.d, rng)
-    ms, mt = rng.standard_normal(task.d), rng.standard_normal(task.d)
-    A, b = bures_map(ms, cs, mt, ct)
-    return A, b, task.d
 
 
 PEERS = (
@@ -279,8 +278,6 @@ def _protocol(**extra) -> dict:
 
 # ---------------------------------------------------------------------- 2D toys
 def _toy_map(task: Task):
-    import ot
-
     src, tgt = task.options["pair"]
     n = task.n_train
     X, Y = sample_toy2d(src, n, task.seed), sample_toy2d(tgt, n, task.seed + 1)
@@ -295,17 +292,9 @@ def _toy_map(task: Task):
         mapped, pts = est.transform(Xt), Xt
     elif task.method == "linear (Bures)":
         mapped, pts = GaussianMap().fit(X, Y).transform(Xt), Xt
-    elif task.method == "POT LinearTransport":
-        mapped, pts = ot.da.LinearTransport().fit(Xs=X, Xt=Y).transform(Xs=Xt), Xt
-    elif task.method.startswith("POT MappingTransport"):
-        k = task.peer_samples
-        m = _mapping_transport(task.method, X[:k])
-        mapped, pts = m.fit(Xs=X[:k], Xt=Y[:k]).transform(Xs=Xt), Xt
-    elif task.method == "exact plan (in-sample)":
-        k = task.n_test
-        mapped, pts = ot.da.EMDTransport().fit(Xs=X[:k], Xt=Y[:k]).transform(Xs=X[:k]), X[:k]
     else:
-        raise ValueError(f"unknown method {task.method!r}")
+        n_peer = task.n_test if task.method == "exact plan (in-sample)" else task.peer_samples
+        mapped, pts = _peer_map(task.method, X, Y, Xt, n_peer)
     seconds = time.perf_counter() - start
     row = dict(
         task="toy2d",
