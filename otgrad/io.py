@@ -4,7 +4,8 @@ A saved file holds a JSON-compatible configuration (the class name and construct
 arguments, nested for combinators) and the weights. Loading uses
 ``torch.load(weights_only=True)``, which never executes code from the file, and
 rebuilds the network only from classes registered as
-:class:`~otgrad.nn.GradientNetwork` subclasses.
+:class:`~otgrad.nn.GradientNetwork` subclasses or through :func:`register` (the heads'
+model families, e.g. the noise-conditional score models).
 """
 
 from __future__ import annotations
@@ -13,16 +14,38 @@ import os
 from typing import Any
 
 import torch
+from torch import nn
 
 from .nn.base import GradientNetwork
 
-__all__ = ["save", "load", "FORMAT"]
+__all__ = ["save", "load", "register", "FORMAT"]
 
 FORMAT = "otgrad.network/1"
 
+_REGISTERED: dict[str, type[nn.Module]] = {}
+
+
+def register(cls: type[nn.Module]) -> type[nn.Module]:
+    r"""Registers a module class for :func:`save` and :func:`load` (usable as a decorator).
+
+    The class must rebuild from ``cls(**instance.config())`` with a JSON-compatible
+    configuration. Only registered classes (and :class:`~otgrad.nn.GradientNetwork`
+    subclasses) are ever instantiated by :func:`load`.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and hasattr(cls, "config")):
+        raise TypeError(f"register needs an nn.Module class with a config() method, got {cls!r}")
+    _REGISTERED[cls.__name__] = cls
+    return cls
+
+
+def _serializable(value: Any) -> bool:
+    return isinstance(value, GradientNetwork) or _REGISTERED.get(type(value).__name__) is type(
+        value
+    )
+
 
 def _encode(value: Any) -> Any:
-    if isinstance(value, GradientNetwork):
+    if isinstance(value, nn.Module) and _serializable(value):
         return {"__network__": type(value).__name__, "config": _encode(value.config())}
     if isinstance(value, dict):
         return {str(k): _encode(v) for k, v in value.items()}
@@ -43,8 +66,10 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _build(name: Any, config: Any) -> GradientNetwork:
-    cls = GradientNetwork.registry.get(name) if isinstance(name, str) else None
+def _build(name: Any, config: Any) -> nn.Module:
+    cls = None
+    if isinstance(name, str):
+        cls = GradientNetwork.registry.get(name) or _REGISTERED.get(name)
     if cls is None:
         raise ValueError(f"corrupt checkpoint: unknown network class {name!r}")
     if not isinstance(config, dict):
@@ -57,13 +82,11 @@ def _build(name: Any, config: Any) -> GradientNetwork:
         ) from e
 
 
-def save(
-    net: GradientNetwork, path: str | os.PathLike, metadata: dict[str, Any] | None = None
-) -> None:
+def save(net: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
     r"""Saves a network's configuration and weights to ``path``.
 
     Arguments:
-        net: The network.
+        net: The network (a :class:`~otgrad.nn.GradientNetwork` or a registered module).
         path: The destination file.
         metadata: JSON-compatible extra data (numbers, strings, lists, dicts) stored
             beside the network, e.g. an estimator's data scaling.
@@ -72,8 +95,11 @@ def save(
         >>> from otgrad.nn import GradNetC
         >>> save(GradNetC(2, 8), "net.pt")  # doctest: +SKIP
     """
-    if not isinstance(net, GradientNetwork):
-        raise TypeError(f"net must be a GradientNetwork, got {type(net).__name__}")
+    if not (isinstance(net, nn.Module) and _serializable(net)):
+        raise TypeError(
+            f"net must be a GradientNetwork or a class registered with otgrad.io.register, "
+            f"got {type(net).__name__}"
+        )
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     payload = {
@@ -90,7 +116,7 @@ def load(
     map_location: str | torch.device | None = "cpu",
     *,
     with_metadata: bool = False,
-) -> GradientNetwork | tuple[GradientNetwork, dict[str, Any]]:
+) -> nn.Module | tuple[nn.Module, dict[str, Any]]:
     r"""Loads a network saved by :func:`save`, without executing code from the file.
 
     Arguments:

@@ -64,6 +64,7 @@ def fit(
     time_limit: float | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     progress: bool | None = None,
+    ema: float | None = None,
 ) -> History:
     r"""Trains ``model`` by minibatch Adam on ``loss_fn(model, *batch)``.
 
@@ -84,6 +85,9 @@ def fit(
         time_limit: Stops after this many seconds (checked after each step).
         optimizer: An optimizer to use instead of Adam.
         progress: Show a progress bar (default: when stderr is a terminal).
+        ema: A decay in :math:`(0, 1)`: keep an exponential moving average of the
+            parameters (updated after every step) and load it into ``model`` at the end
+            (the standard for score models). Not combined with ``val_data``.
 
     Returns:
         The :class:`History` of the run.
@@ -104,6 +108,13 @@ def fit(
         steps_per_epoch = math.ceil(n / batch_size)
     if val_data is not None:
         val_data = _check_tensors(val_data, "val_data")
+    if ema is not None:
+        if not (isinstance(ema, float) and 0.0 < ema < 1.0):
+            raise ValueError(f"ema must be a float in (0, 1), got {ema!r}")
+        if val_data is not None:
+            raise ValueError("ema and val_data cannot be combined; pick one way to choose weights")
+    params = [p for p in model.parameters() if p.requires_grad]
+    averaged = [p.detach().clone() for p in params] if ema is not None else None
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed if seed is not None else torch.seed())
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
@@ -135,6 +146,9 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if averaged is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(averaged, [p.detach() for p in params], 1.0 - ema)
             if sched is not None:
                 sched.step()
             k = batch[0].shape[0]
@@ -160,6 +174,10 @@ def fit(
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    if averaged is not None:
+        with torch.no_grad():
+            for p, a in zip(params, averaged, strict=True):
+                p.copy_(a)
     model.eval()
     hist.seconds = time.perf_counter() - start
     return hist

@@ -1,7 +1,8 @@
-r"""Data sets and target fields."""
+r"""Data sets, target fields and sample validation."""
 
 from .fields import ConvexField, GradientField, NonconvexField, PolyMax, unit_grid
-from .toy2d import TOY2D, sample_toy2d
+from .samples import as_samples
+from .toy2d import FFJORD_SETS, TOY2D, sample_toy2d, toy2d_log_prob
 
 __all__ = [
     "GradientField",
@@ -10,5 +11,8 @@ __all__ = [
     "PolyMax",
     "unit_grid",
     "TOY2D",
+    "FFJORD_SETS",
     "sample_toy2d",
+    "toy2d_log_prob",
+    "as_samples",
 ]

@@ -19,10 +19,10 @@ import torch
 from torch import Tensor
 
 from .. import io
+from ..data.samples import as_samples
 from ..nn import GradientNetwork, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
 from ..nn.base import unconstrain
 from ..train import History, fit
-from ._samples import as_samples
 from .gaussian import GaussianMap
 from .losses import MongeAmpere, SemiDual, barycentric_loss, emd_loss, sinkhorn_loss
 

@@ -15,7 +15,7 @@ import numpy as np
 import ot
 import torch
 
-from ._samples import as_samples
+from ..data.samples import as_samples
 
 __all__ = ["bures_map", "GaussianMap"]
 

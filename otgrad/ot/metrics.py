@@ -17,7 +17,7 @@ import numpy as np
 import ot
 import torch
 
-from ._samples import as_samples
+from ..data.samples import as_samples
 
 __all__ = ["l2_uvp", "cosine_similarity", "wasserstein2", "transport_cost"]
 
