@@ -87,3 +87,25 @@ def test_brenier_map_on_cuda_matches_the_cpu_fit():
     np.testing.assert_allclose(
         maps["cuda"].inverse_transform(out.cpu().numpy()), data["X_test"][:100], atol=1e-6
     )
+
+
+def test_score_model_on_cuda_matches_the_cpu_fit():
+    import numpy as np
+
+    from otgrad.data import sample_toy2d
+    from otgrad.score import ScoreModel
+
+    X = sample_toy2d("8gaussians", 4000, seed=0)
+    fits = {
+        d: ScoreModel(steps=100, seed=0, dtype=torch.float64, device=d, progress=False).fit(X)
+        for d in ("cpu", "cuda")
+    }
+    x = torch.as_tensor(X[:50], device="cuda")
+    out = fits["cuda"].score(x, 0.1)
+    assert out.device.type == "cuda"
+    # same seed, same batches and noise (drawn on the CPU): the fits agree closely
+    np.testing.assert_allclose(out.cpu().numpy(), fits["cpu"].score(X[:50], 0.1), atol=1e-6)
+    lp = {d: m.log_prob(X[:200]) for d, m in fits.items()}
+    np.testing.assert_allclose(lp["cuda"], lp["cpu"], atol=1e-4)
+    s = fits["cuda"].sample(100, "mala", steps=40, seed=0)
+    assert s.shape == (100, 2) and np.isfinite(s).all()

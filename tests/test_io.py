@@ -128,3 +128,18 @@ def test_metadata_round_trip(tmp_path):
     assert isinstance(io.load(tmp_path / "m.pt"), GradNetC)
     with pytest.raises(TypeError, match="metadata"):
         io.save(net, tmp_path / "n.pt", metadata=[1, 2])
+
+
+def test_registered_modules_round_trip_and_others_are_refused(tmp_path):
+    from otgrad.score import NoiseConditionalGradNet
+
+    torch.manual_seed(0)
+    net = NoiseConditionalGradNet(3, hidden=4, modules=2)
+    path = tmp_path / "score.pt"
+    io.save(net, path)
+    back = io.load(path)
+    assert type(back) is NoiseConditionalGradNet and back.config() == net.config()
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(back(x, 0.2), net(x, 0.2))
+    with pytest.raises(TypeError, match="register"):
+        io.save(torch.nn.Linear(2, 2), path)
