@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Gradient networks for optimal transport and generative modeling.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from .data.toy2d import TOY2D
+    from .data.toy2d import FFJORD_SETS, TOY2D
 
     d = sub.add_parser(
         "demo",
@@ -244,6 +244,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--steps", type=int, default=None, help="override BrenierMap's steps")
     b.add_argument("--workers", type=int, default=2, help="parallel processes")
     b.add_argument("--quick", action="store_true", help="small data and step budgets (tests)")
+    sc = sub.add_parser(
+        "score",
+        help="score-model benchmarks: eight 2D toy sets, MALA vs ULA, likelihood speed",
+        description="Train conservative GradNet score models and baselines on the FFJORD toy "
+        "sets, compare MALA with unadjusted Langevin, and time the ODE likelihood with the "
+        "closed-form divergence. Writes one JSON file per task, results.md and figures to --out.",
+    )
+    sc.add_argument("--out", default="otgrad-score", help="output folder")
+    sc.add_argument(
+        "--tasks", default="toy2d,mala,trace", help="comma-separated: toy2d, mala, trace"
+    )
+    sc.add_argument("--sets", default=",".join(FFJORD_SETS), help="comma-separated toy sets")
+    sc.add_argument("--models", default="gradnet,mlp,gradmlp", help="gradnet, mlp, gradmlp")
+    sc.add_argument("--steps", type=int, default=None, help="training steps (default 5000)")
+    sc.add_argument("--trace-dims", default="2,16,64", help="dimensions of the speed benchmark")
+    sc.add_argument("--workers", type=int, default=2, help="parallel processes")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--quick", action="store_true", help="tiny budgets (tests)")
     mp = sub.add_parser(
         "map",
         help="fit a transport map between two sample files, or apply a saved one",
@@ -307,6 +325,77 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ot_bench(args)
     if args.command == "map":
         return _map(args)
+    if args.command == "score":
+        return _score(args)
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data.toy2d import TOY2D
+    from .plotting import plot_score_densities, plot_score_fields, plot_score_samples
+    from .studies import ot_maps as om
+    from .studies import score as ss
+
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = set(tasks) - {"toy2d", "mala", "trace"}
+    if unknown:
+        raise SystemExit(f"otgrad score: unknown tasks {sorted(unknown)}")
+    sets = [s for s in args.sets.split(",") if s]
+    models = [m for m in args.models.split(",") if m]
+    bad = [s for s in sets if s not in TOY2D] + [m for m in models if m not in ss.MODELS]
+    if bad:
+        raise SystemExit(f"otgrad score: unknown sets or models {bad}")
+    if args.workers < 1 or (args.steps is not None and args.steps < 1):
+        raise SystemExit("otgrad score: --workers and --steps must be positive")
+    dims = [int(d) for d in args.trace_dims.split(",") if d]
+    os.makedirs(args.out, exist_ok=True)
+    results = {}
+    for task in tasks:
+        if task == "toy2d":
+            r = ss.run_toy2d(
+                sets=sets,
+                models=models,
+                quick=args.quick,
+                steps=args.steps,
+                workers=args.workers,
+                seed=args.seed,
+            )
+            figs = {}
+            for row in r["rows"]:
+                f = row.pop("_fig")
+                entry = figs.setdefault(row["set"], {})
+                entry[row["model"]] = f.pop("samples")
+                entry.update(f)
+            samples = {
+                s: {k: v for k, v in f.items() if k == "data" or k in models}
+                for s, f in figs.items()
+            }
+            plot_score_samples(samples, os.path.join(args.out, "score_samples.png"))
+            dens = {s: f for s, f in figs.items() if "log_density" in f}
+            if dens:
+                plot_score_densities(dens, os.path.join(args.out, "score_densities.png"))
+                keep = [s for s in ("8gaussians", "checkerboard", "2spirals") if s in dens]
+                plot_score_fields(
+                    {s: dens[s] for s in keep[:2] or list(dens)[:1]},
+                    os.path.join(args.out, "score_fields.png"),
+                )
+            np.savez_compressed(
+                os.path.join(args.out, "score_figure_data.npz"),
+                **{f"{s}/{k}": np.asarray(v) for s, f in figs.items() for k, v in f.items()},
+            )
+        elif task == "mala":
+            r = ss.run_mala(quick=args.quick, steps=args.steps or 5000, seed=args.seed)
+        else:
+            r = ss.run_trace_speed(dims=dims, quick=args.quick, seed=args.seed)
+        r["command"] = "otgrad " + " ".join(args.argv)
+        results[task] = r
+        om.save_json(r, os.path.join(args.out, f"score_{task}.json"))
+    text = ss.report(results)
+    with open(os.path.join(args.out, "results.md"), "w") as fh:
+        fh.write(text)
+    print(text)
     return 0
 
 

@@ -13,7 +13,15 @@ import torch  # noqa: E402
 from .data.fields import GradientField, unit_grid  # noqa: E402
 from .nn.base import GradientNetwork  # noqa: E402
 
-__all__ = ["plot_field_fit", "plot_fields", "plot_error_maps", "plot_transport"]
+__all__ = [
+    "plot_field_fit",
+    "plot_fields",
+    "plot_error_maps",
+    "plot_transport",
+    "plot_score_samples",
+    "plot_score_densities",
+    "plot_score_fields",
+]
 
 
 def plot_field_fit(
@@ -161,4 +169,101 @@ def plot_transport(estimator, X, Y, path: str | os.PathLike, title: str = "") ->
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _scatter(ax, pts, title: str, color: str) -> None:
+    ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5, color=color, rasterized=True)
+    ax.set_title(title, fontsize=9)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_score_samples(figs: dict, path: str | os.PathLike) -> None:
+    r"""Samples of each model beside data, one column per set.
+
+    Arguments:
+        figs: ``{set: {"data": array, model: samples, ...}}`` (``(n, 2)`` arrays).
+        path: The PNG file.
+    """
+    sets = list(figs)
+    rows = ["data"] + [k for k in next(iter(figs.values())) if k != "data"]
+    fig, axes = plt.subplots(
+        len(rows), len(sets), figsize=(1.9 * len(sets), 1.9 * len(rows)), squeeze=False
+    )
+    colors = {"data": "k", "gradnet": "tab:blue", "mlp": "tab:orange", "gradmlp": "tab:green"}
+    for j, s in enumerate(sets):
+        ref = figs[s]["data"]
+        lo, hi = ref.min(0), ref.max(0)
+        for i, r in enumerate(rows):
+            ax = axes[i, j]
+            if r in figs[s]:
+                _scatter(ax, figs[s][r], f"{s}: {r}" if i == 0 else r, colors.get(r, "tab:red"))
+            ax.set_xlim(lo[0], hi[0])
+            ax.set_ylim(lo[1], hi[1])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_score_densities(figs: dict, path: str | os.PathLike) -> None:
+    r"""The learned density (grid-normalized energy at the smallest noise level) per set.
+
+    Arguments:
+        figs: ``{set: {"log_density": (n, n), "box": (x0, x1, y0, y1)}}``.
+        path: The PNG file.
+    """
+    sets = list(figs)
+    fig, axes = plt.subplots(1, len(sets), figsize=(1.9 * len(sets), 2.1), squeeze=False)
+    for ax, s in zip(axes.ravel(), sets, strict=True):
+        f = figs[s]
+        ax.imshow(
+            torch.as_tensor(f["log_density"]).exp().numpy(),
+            origin="lower",
+            extent=tuple(f["box"]),
+            cmap="magma",
+            interpolation="bilinear",
+        )
+        ax.set_title(s, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_score_fields(figs: dict, path: str | os.PathLike) -> None:
+    r"""Energy contours with the score field (quiver) at two noise levels, one row per set.
+
+    Arguments:
+        figs: ``{set: {"energy_small", "energy_large": (n, n), "score_small",
+            "score_large": (q, q, 2), "quiver": (q, q, 2), "box", "sigma_small",
+            "sigma_large"}}``.
+        path: The PNG file.
+    """
+    sets = list(figs)
+    fig, axes = plt.subplots(len(sets), 2, figsize=(7, 3.3 * len(sets)), squeeze=False)
+    for i, s in enumerate(sets):
+        f = figs[s]
+        x0, x1, y0, y1 = f["box"]
+        n = f["energy_small"].shape[0]
+        gx = torch.linspace(float(x0), float(x1), n)
+        gy = torch.linspace(float(y0), float(y1), n)
+        for j, tag in enumerate(("small", "large")):
+            ax = axes[i, j]
+            e = torch.as_tensor(f[f"energy_{tag}"])
+            ax.contourf(
+                gx,
+                gy,
+                (e - e.min()).clamp(max=float(torch.quantile(e - e.min(), 0.9))),
+                levels=20,
+                cmap="viridis_r",
+            )
+            q, v = f["quiver"], f[f"score_{tag}"]
+            ax.quiver(q[..., 0], q[..., 1], v[..., 0], v[..., 1], color="w", width=0.004)
+            ax.set_title(f"{s}: energy and score, sigma = {f[f'sigma_{tag}']:.2g}", fontsize=9)
+            ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -5,6 +5,9 @@ import math
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from otgrad.cli import main
 
 
@@ -112,3 +115,21 @@ def test_ot_bench_quick(tmp_path, capsys):
     t = json.loads((out / "ot_toy2d.json").read_text())
     assert (out / t["rows"][0]["figure"]).exists() or any("figure" in r for r in t["rows"])
     assert "| BrenierMap |" in capsys.readouterr().out
+
+
+def test_score_quick(tmp_path, capsys):
+    out = tmp_path / "score"
+    rc = main(
+        ["score", "--quick", "--out", str(out), "--sets", "8gaussians", "--models",
+         "gradnet,mlp", "--workers", "1", "--tasks", "toy2d,trace"]
+    )  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| 8gaussians |" in text and "| 2 |" in text
+    for f in ("score_toy2d.json", "score_trace.json", "score_samples.png", "score_fields.png"):
+        assert (out / f).exists()
+    rows = json.loads((out / "score_toy2d.json").read_text())["rows"]
+    assert {r["model"] for r in rows} == {"gradnet", "mlp"}
+    assert all(np.isfinite(r["nll_ode"]) for r in rows)
+    with pytest.raises(SystemExit):
+        main(["score", "--out", str(out), "--tasks", "bogus"])
