@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["as_samples"]
+__all__ = ["as_samples", "scalar_standardization"]
 
 _FLOAT_NUMPY = (np.float16, np.float32, np.float64)
 
@@ -74,3 +74,12 @@ def as_samples(
         bad = int((~torch.isfinite(t)).any(-1).sum())
         raise ValueError(f"{name} contains NaN or infinite values (in {bad} rows)")
     return t, back
+
+
+def scalar_standardization(t: Tensor) -> tuple[Tensor, float]:
+    r"""The mean of the samples ``t`` (shape ``(n, d)``) and one scale, the root mean
+    per-coordinate variance (1 for constant data). One number for every coordinate keeps
+    the geometry: a gradient field stays a gradient field, a convex potential convex."""
+    mean = t.mean(0)
+    scale = float(t.var(0, unbiased=False).mean().sqrt())
+    return mean, scale if scale > 0 else 1.0

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .. import io
-from ..data.samples import as_samples
+from ..data.samples import as_samples, scalar_standardization
 from ..nn import GradientNetwork, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
 from ..nn.base import unconstrain
 from ..train import History, fit
@@ -205,12 +205,6 @@ class BrenierMap:
         m, s = (self.mean_x_, self.scale_x_) if which == "x" else (self.mean_y_, self.scale_y_)
         return t.to(device="cpu", dtype=torch.float64) * s + m
 
-    @staticmethod
-    def _moments(t: Tensor) -> tuple[Tensor, float]:
-        mean = t.mean(0)
-        scale = float(t.var(0, unbiased=False).mean().sqrt())
-        return mean, scale if scale > 0 else 1.0
-
     # ------------------------------------------------------------------ fitting
     def fit(
         self,
@@ -249,8 +243,10 @@ class BrenierMap:
         if self.seed is not None:
             torch.manual_seed(self.seed)
         self.n_features_in_ = d
-        self.mean_x_, self.scale_x_ = self._moments(x)
-        self.mean_y_, self.scale_y_ = self._moments(y) if y is not None else self._moments(x)
+        self.mean_x_, self.scale_x_ = scalar_standardization(x)
+        self.mean_y_, self.scale_y_ = (
+            scalar_standardization(y) if y is not None else scalar_standardization(x)
+        )
         xs = self._scaled(x, "x")
         ys = self._scaled(y, "y") if y is not None else None
 

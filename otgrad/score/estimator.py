@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .. import io
-from ..data.samples import as_samples
+from ..data.samples import as_samples, scalar_standardization
 from ..train import History, fit
 from .losses import score_matching_loss
 from .models import NoiseConditionalScore, build_score_model
@@ -181,9 +181,7 @@ class ScoreModel:
         if self.seed is not None:
             torch.manual_seed(self.seed)
         self.n_features_in_ = d
-        self.mean_ = x.mean(0)
-        scale = float(x.var(0, unbiased=False).mean().sqrt())
-        self.scale_ = scale if scale > 0 else 1.0
+        self.mean_, self.scale_ = scalar_standardization(x)
         xs = self._to_model(x)
         model = build_score_model(self.net, d) if isinstance(self.net, str) else self.net
         model = model.to(device=self.device, dtype=self.dtype)

@@ -353,7 +353,26 @@ def _mlp(n_in: int, n_out: int, hidden: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
-class NoiseConditionalMLP(NoiseConditionalScore):
+class _MLPScore(NoiseConditionalScore):
+    r"""The shared part of the MLP baselines: an MLP on :math:`(c_{\text{in}} x, e(\sigma))`."""
+
+    outputs: ClassVar[str] = "dim"
+
+    def __init__(
+        self, dim: int, hidden: int = 128, layers: int = 3, embedding: int = 32, width: int = 64
+    ):
+        super().__init__(dim, embedding, width)
+        check_positive_int(hidden=hidden, layers=layers)
+        self._config.update(hidden=hidden, layers=layers)
+        self.net = _mlp(dim + embedding, dim if self.outputs == "dim" else 1, hidden, layers)
+
+    def _mlp_out(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        v, cin = _skip(x, sigma)
+        e = self._embedding(sigma).expand(*x.shape[:-1], -1)
+        return v, cin, self.net(torch.cat([cin[..., None] * x, e], -1))
+
+
+class NoiseConditionalMLP(_MLPScore):
     r"""The unconstrained baseline: :math:`s = -x/v + \sigma^{-1}\,\mathrm{MLP}(c_{\text{in}} x,
     e(\sigma))`, not a gradient field (its Jacobian is not symmetric) and without an energy.
 
@@ -365,50 +384,26 @@ class NoiseConditionalMLP(NoiseConditionalScore):
         width: The hidden width of the noise embedding network.
     """
 
-    def __init__(
-        self, dim: int, hidden: int = 128, layers: int = 3, embedding: int = 32, width: int = 64
-    ):
-        super().__init__(dim, embedding, width)
-        check_positive_int(hidden=hidden, layers=layers)
-        self._config.update(hidden=hidden, layers=layers)
-        self.net = _mlp(dim + embedding, dim, hidden, layers)
-
     def _evaluate(self, x, sigma, jacobian):
-        v, cin = _skip(x, sigma)
-        e = self._embedding(sigma).expand(*x.shape[:-1], -1)
-        feat = torch.cat([cin[..., None] * x, e], -1)
-        return -x / v[..., None] + self.net(feat) / sigma[..., None], None
+        v, _, out = self._mlp_out(x, sigma)
+        return -x / v[..., None] + out / sigma[..., None], None
 
 
-class NoiseConditionalGradMLP(NoiseConditionalScore):
+class NoiseConditionalGradMLP(_MLPScore):
     r"""The gradient-of-an-MLP baseline: :math:`\psi = -\|x\|^2/(2v) + (\sigma c_{\text{in}})^{-1}
     \mathrm{MLP}(c_{\text{in}} x, e(\sigma))` and :math:`s = \nabla_x\psi` by automatic
     differentiation (conservative, but every score costs a backward pass and training a
     double backward; the Jacobian trace needs :math:`d` more).
 
-    Arguments:
-        dim: The dimension :math:`d`.
-        hidden: The width of each hidden layer.
-        layers: The number of hidden layers.
-        embedding: The size of the noise embedding.
-        width: The hidden width of the noise embedding network.
+    Arguments: as :class:`NoiseConditionalMLP`.
     """
 
     conservative = True
-
-    def __init__(
-        self, dim: int, hidden: int = 128, layers: int = 3, embedding: int = 32, width: int = 64
-    ):
-        super().__init__(dim, embedding, width)
-        check_positive_int(hidden=hidden, layers=layers)
-        self._config.update(hidden=hidden, layers=layers)
-        self.net = _mlp(dim + embedding, 1, hidden, layers)
+    outputs = "scalar"
 
     def _potential(self, x, sigma):
-        v, cin = _skip(x, sigma)
-        e = self._embedding(sigma).expand(*x.shape[:-1], -1)
-        feat = torch.cat([cin[..., None] * x, e], -1)
-        return -(x**2).sum(-1) / (2 * v) + self.net(feat)[..., 0] / (sigma * cin)
+        v, cin, out = self._mlp_out(x, sigma)
+        return -(x**2).sum(-1) / (2 * v) + out[..., 0] / (sigma * cin)
 
     def _evaluate(self, x, sigma, jacobian):
         return torch.func.grad(lambda y: self._potential(y, sigma).sum())(x), None

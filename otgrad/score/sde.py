@@ -96,15 +96,7 @@ def reverse_sde(
 ) -> Tensor:
     r"""Euler–Maruyama on the reverse SDE from :math:`t = 1` (``x``, prior samples) to
     :math:`t_{\min}`, ``steps`` uniform steps; the last step adds no noise."""
-    ts = _times(schedule, steps, x)
-    for i in range(steps):
-        t, dt = ts[i], ts[i + 1] - ts[i]  # dt < 0
-        s, _ = marginal_score(model, schedule, x, t)
-        g2 = schedule.g2(t)
-        x = x + (schedule.drift_coef(t) * x - g2 * s) * dt
-        if i < steps - 1:
-            x = x + (g2 * -dt).sqrt() * _randn(x, generator)
-    return x
+    return predictor_corrector(model, schedule, x, steps, 0, generator=generator)
 
 
 @torch.no_grad()
@@ -119,10 +111,17 @@ def predictor_corrector(
 ) -> Tensor:
     r"""Reverse-SDE predictor with ``corrector_steps`` Langevin corrector steps per time,
     each of size :math:`2 (r \|z\| / \|\nabla \log p_t\|)^2` for the signal-to-noise ratio
-    :math:`r` = ``snr`` (Song et al., 2021, Alg. 4–5)."""
+    :math:`r` = ``snr`` (Song et al., 2021, Alg. 4–5); with ``corrector_steps=0`` it is
+    :func:`reverse_sde`."""
+    if (
+        isinstance(corrector_steps, bool)
+        or not isinstance(corrector_steps, int)
+        or corrector_steps < 0
+    ):
+        raise ValueError(f"corrector_steps must be a nonnegative integer, got {corrector_steps!r}")
     ts = _times(schedule, steps, x)
     for i in range(steps):
-        t, dt = ts[i], ts[i + 1] - ts[i]
+        t, dt = ts[i], ts[i + 1] - ts[i]  # dt < 0
         for _ in range(corrector_steps):
             s, _ = marginal_score(model, schedule, x, t)
             z = _randn(x, generator)
