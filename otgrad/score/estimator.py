@@ -300,6 +300,7 @@ class ScoreModel:
         X: Any,
         method: str = "ode",
         *,
+        sigma: float | None = None,
         trace: str = "exact",
         rtol: float = 1e-5,
         atol: float = 1e-5,
@@ -307,12 +308,14 @@ class ScoreModel:
         resolution: int = 512,
         batch_size: int = 10000,
     ) -> Any:
-        r"""The log-density of the data blurred by :math:`\sigma_{\min}` at ``X``.
+        r"""The log-density of the data blurred by :math:`\sigma_{\min}` (or ``sigma``) at ``X``.
 
         Arguments:
             X: Points, shape ``(n, d)``.
             method: ``"ode"`` (probability-flow ODE with ``torchdiffeq``) or ``"grid"``
                 (two dimensions: the energy normalized on a grid; conservative models).
+            sigma: The noise level in data units (default: the schedule's smallest). With
+                ``"ode"`` it needs the VE schedule (the ODE then starts at ``sigma``).
             trace: The ODE divergence: ``"exact"`` (closed form for GradNets),
                 ``"autograd"`` or ``"hutchinson"``.
             rtol, atol: The ODE tolerances.
@@ -327,10 +330,22 @@ class ScoreModel:
         x, back = as_samples(X, "X", dim=self.n_features_in_)
         d = self.n_features_in_
         z = self._to_model(x)
+        level, schedule = self.sigma_at_min(), self.schedule
+        if sigma is not None:
+            _positive_number("sigma", sigma)
+            level = float(sigma) / self.scale_
         if method == "ode":
+            if sigma is not None:
+                if not isinstance(schedule, VESchedule):
+                    raise ValueError("log_prob(sigma=...) with method='ode' needs the VE schedule")
+                if not level < schedule.sigma_max:
+                    raise ValueError(
+                        f"sigma must be below sigma_max ({schedule.sigma_max * self.scale_:.4g})"
+                    )
+                schedule = VESchedule(level, schedule.sigma_max)
             parts, self.nfe_ = [], 0
             for chunk in z.split(batch_size):
-                lp, nfe = ode_log_prob(model, self.schedule, chunk, trace, rtol, atol)
+                lp, nfe = ode_log_prob(model, schedule, chunk, trace, rtol, atol)
                 parts.append(lp)
                 self.nfe_ = max(self.nfe_, nfe)
             lp = torch.cat(parts)
@@ -341,7 +356,7 @@ class ScoreModel:
             hi = torch.tensor([bounds[1], bounds[3]], dtype=torch.float64)
             lo, hi = (lo - self.mean_) / self.scale_, (hi - self.mean_) / self.scale_
             box = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
-            lp = grid_log_prob(model, z, self.sigma_at_min(), box, resolution)
+            lp = grid_log_prob(model, z, level, box, resolution)
         else:
             raise ValueError(f"method must be 'ode' or 'grid', got {method!r}")
         return back(lp.to("cpu", torch.float64) - d * math.log(self.scale_))

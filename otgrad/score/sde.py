@@ -68,8 +68,12 @@ def marginal_score(
 ) -> tuple[Tensor, Tensor | None]:
     r""":math:`\nabla_x \log p_t(x)` and, if ``trace`` names a method (``"exact"``,
     ``"autograd"``, ``"hutchinson"``), its divergence; else ``None``."""
-    t = _full(x, t)
+    # evaluate the schedule at the (scalar) time, then broadcast with stride 0 so that the
+    # model computes its noise embedding once for the whole batch
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
     a, sigma = schedule.alpha(t), schedule.noise_level(t)
+    if t.dim() == 0:
+        a, sigma = a.expand(x.shape[:-1]), sigma.expand(x.shape[:-1])
     if trace is None:
         return model._score(x / a[..., None], sigma) / a[..., None], None
     s, tr = model._score_and_trace(x / a[..., None], sigma, trace, generator)

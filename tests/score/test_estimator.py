@@ -73,6 +73,15 @@ def test_log_prob_in_data_units_matches_the_closed_form(schedule):
         lo, hi = X.min(0) - 8, X.max(0) + 8
         box = (lo[0], hi[0], lo[1], hi[1])
         np.testing.assert_allclose(model.log_prob(x, "grid", bounds=box), expected, atol=1e-3)
+        # any other noise level (data units): N(mean_, scale_^2 + sigma^2)
+        var = 1 + (0.5 / model.scale_) ** 2
+        at = -0.5 * (z**2).sum(-1) / var - math.log(2 * math.pi * var) - 2 * math.log(model.scale_)
+        for method in ("ode", "grid"):
+            lp = model.log_prob(x, method, sigma=0.5, bounds=box, rtol=1e-7, atol=1e-7)
+            np.testing.assert_allclose(lp, at, atol=1e-3)
+    else:
+        with pytest.raises(ValueError, match="VE schedule"):
+            model.log_prob(x, sigma=0.5)
 
 
 def test_other_objectives_and_baselines_fit():
@@ -129,6 +138,8 @@ def test_bad_input_names_the_argument(fitted):
         model.sample(3, "euler")
     with pytest.raises(ValueError, match="n must"):
         model.sample(0)
+    with pytest.raises(ValueError, match="sigma"):
+        model.log_prob(X[:3], sigma=-1.0)
     with pytest.raises(ValueError, match="bounds"):
         model.log_prob(X[:3], "grid")
     with pytest.raises(ValueError, match="method"):
