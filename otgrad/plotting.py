@@ -208,26 +208,31 @@ def plot_score_samples(figs: dict, path: str | os.PathLike) -> None:
 
 
 def plot_score_densities(figs: dict, path: str | os.PathLike) -> None:
-    r"""The learned density (grid-normalized energy at the smallest noise level) per set.
+    r"""The learned densities per set: :math:`e^{-E}` normalized on a grid, at the smallest
+    noise level (``"log_density"``) and at the small level of :func:`plot_score_fields`
+    (``"energy_small"``), one row each.
 
     Arguments:
-        figs: ``{set: {"log_density": (n, n), "box": (x0, x1, y0, y1)}}``.
+        figs: ``{set: {"log_density": (n, n), "energy_small": (n, n), "sigma_small": float,
+            "box": (x0, x1, y0, y1)}}``.
         path: The PNG file.
     """
     sets = list(figs)
-    fig, axes = plt.subplots(1, len(sets), figsize=(1.9 * len(sets), 2.1), squeeze=False)
-    for ax, s in zip(axes.ravel(), sets, strict=True):
+    rows = [("log_density", "σ min"), ("energy_small", "σ = 0.05 s")]
+    fig, axes = plt.subplots(2, len(sets), figsize=(1.9 * len(sets), 4.2), squeeze=False)
+    for j, s in enumerate(sets):
         f = figs[s]
-        ax.imshow(
-            torch.as_tensor(f["log_density"]).exp().numpy(),
-            origin="lower",
-            extent=tuple(f["box"]),
-            cmap="magma",
-            interpolation="bilinear",
-        )
-        ax.set_title(s, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        for i, (key, label) in enumerate(rows):
+            v = torch.as_tensor(f[key])
+            dens = v.exp() if key == "log_density" else (v.min() - v).exp()
+            ax = axes[i, j]
+            ax.imshow(
+                dens.numpy(), origin="lower", extent=tuple(f["box"]), cmap="magma",
+                interpolation="bilinear",
+            )  # fmt: skip
+            ax.set_title(f"{s}, {label}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
