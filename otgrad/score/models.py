@@ -145,6 +145,10 @@ class NoiseConditionalScore(nn.Module):
     def _score(self, x: Tensor, sigma: Tensor) -> Tensor:
         return self._evaluate(x, sigma, False)[0]
 
+    def _score_and_potential(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The score and the potential together (one pass where the model shares them)."""
+        return self._score(x, sigma), self._potential(x, sigma)
+
     def _score_and_trace(
         self,
         x: Tensor,
@@ -337,10 +341,19 @@ class NoiseConditionalGradNet(NoiseConditionalScore):
         return out, StructuredJacobian(self.dim, [term], identity=-q / v)
 
     def _potential(self, x, sigma):
+        return self._score_and_potential(x, sigma, score=False)[1]
+
+    def _score_and_potential(self, x, sigma, score=True):
+        # one pass: the softmax is exp(z - LSE(z)), so the potential's log-sum-exps are reused
         v, cin, z, beta, a, q, c, w = self._hidden(x, sigma)
+        lse = torch.logsumexp(z, -1)  # (*, M)
         scale = a / (sigma[..., None] * cin[..., None] * beta)
-        lse = (scale * torch.logsumexp(z, -1)).sum(-1)
-        return -q * (x**2).sum(-1) / (2 * v) + lse + (c * x).sum(-1)
+        psi = -q * (x**2).sum(-1) / (2 * v) + (scale * lse).sum(-1) + (c * x).sum(-1)
+        if not score:
+            return None, psi
+        p = torch.exp(z - lse[..., None])
+        out = -(q / v)[..., None] * x + ((a / sigma[..., None])[..., None] * p).flatten(-2) @ w + c
+        return out, psi
 
 
 def _mlp(n_in: int, n_out: int, hidden: int, layers: int) -> nn.Sequential:

@@ -191,16 +191,14 @@ def langevin(
             f"MALA needs a conservative model with a potential; {type(model).__name__} has none"
         )
     sig = _full(x, sigma)
-    s = model._score(x, sig)
-    logp = model._potential(x, sig) if metropolis else None
+    s, logp = model._score_and_potential(x, sig) if metropolis else (model._score(x, sig), None)
     accepted, total = 0.0, 0
     for _ in range(n_steps):
         prop = x + step * s + math.sqrt(2 * step) * _randn(x, generator)
-        s_prop = model._score(prop, sig)
         if not metropolis:
-            x, s = prop, s_prop
+            x, s = prop, model._score(prop, sig)
             continue
-        logp_prop = model._potential(prop, sig)
+        s_prop, logp_prop = model._score_and_potential(prop, sig)
         fwd = ((prop - x - step * s) ** 2).sum(-1)
         bwd = ((x - prop - step * s_prop) ** 2).sum(-1)
         log_ratio = logp_prop - logp + (fwd - bwd) / (4 * step)
