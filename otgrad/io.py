@@ -10,7 +10,9 @@ model families, e.g. the noise-conditional score models).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -18,7 +20,7 @@ from torch import nn
 
 from .nn.base import GradientNetwork
 
-__all__ = ["save", "load", "register", "FORMAT"]
+__all__ = ["save", "load", "load_estimator", "metadata_errors", "register", "FORMAT"]
 
 FORMAT = "otgrad.network/1"
 
@@ -163,3 +165,28 @@ def load(
     if not isinstance(metadata, dict):
         raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: metadata is not a mapping")
     return net, metadata
+
+
+@contextlib.contextmanager
+def metadata_errors(path: str | os.PathLike, estimator: str) -> Iterator[None]:
+    r"""Turns the ``KeyError``, ``TypeError`` and ``ValueError`` raised while reading an
+    estimator's metadata into one ``ValueError`` naming the corrupt file."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"corrupt {estimator} file {os.fspath(path)!r}: {e}") from e
+
+
+def load_estimator(
+    path: str | os.PathLike, estimator: str, map_location: str | torch.device | None = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    r"""Loads the network and metadata of a file saved by an estimator named ``estimator``.
+
+    Raises:
+        ValueError: If the file is corrupt or was saved by something else.
+    """
+    net, meta = load(path, map_location=map_location, with_metadata=True)
+    with metadata_errors(path, estimator):
+        if meta.get("estimator") != estimator:
+            raise KeyError("estimator")
+    return net, meta

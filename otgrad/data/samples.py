@@ -2,6 +2,7 @@ r"""Validation and conversion of user sample sets (NumPy arrays or torch tensors
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["as_samples", "scalar_standardization"]
+__all__ = ["as_samples", "scalar_standardization", "standardization_from_metadata"]
 
 _FLOAT_NUMPY = (np.float16, np.float32, np.float64)
 
@@ -83,3 +84,19 @@ def scalar_standardization(t: Tensor) -> tuple[Tensor, float]:
     mean = t.mean(0)
     scale = float(t.var(0, unbiased=False).mean().sqrt())
     return mean, scale if scale > 0 else 1.0
+
+
+def standardization_from_metadata(mean: Any, scale: Any, dim: int) -> tuple[Tensor, float]:
+    r"""Checks a saved ``(mean, scale)`` pair against the dimension ``dim``.
+
+    Raises:
+        ValueError: If the mean is not ``dim`` finite numbers or the scale not a positive
+            finite number (``TypeError`` for non-numbers).
+    """
+    m = torch.tensor(mean, dtype=torch.float64)
+    s = float(scale)
+    if m.shape != (dim,) or not (s > 0 and math.isfinite(s)):
+        raise ValueError("scaling does not match the network")
+    if not bool(torch.isfinite(m).all()):
+        raise ValueError("non-finite scaling")
+    return m, s

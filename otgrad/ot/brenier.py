@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .. import io
-from ..data.samples import as_samples, scalar_standardization
+from ..data.samples import as_samples, scalar_standardization, standardization_from_metadata
 from ..nn import GradientNetwork, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
 from ..nn.base import unconstrain
 from ..train import History, fit
@@ -416,20 +416,11 @@ class BrenierMap:
         Raises:
             ValueError: If the file is corrupt or not a saved :class:`BrenierMap`.
         """
-        net, meta = io.load(path, map_location=device, with_metadata=True)
-        try:
-            if meta.get("estimator") != "BrenierMap":
-                raise KeyError("estimator")
-            d = net.dim
-            mx = torch.tensor(meta["mean_x"], dtype=torch.float64)
-            my = torch.tensor(meta["mean_y"], dtype=torch.float64)
-            sx, sy = float(meta["scale_x"]), float(meta["scale_y"])
-            if mx.shape != (d,) or my.shape != (d,) or not (sx > 0 and sy > 0):
-                raise ValueError("scaling does not match the network")
-            if not (torch.isfinite(mx).all() and torch.isfinite(my).all()):
-                raise ValueError("non-finite scaling")
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"corrupt BrenierMap file {os.fspath(path)!r}: {e}") from e
+        net, meta = io.load_estimator(path, "BrenierMap", device)
+        d = net.dim
+        with io.metadata_errors(path, "BrenierMap"):
+            mx, sx = standardization_from_metadata(meta["mean_x"], meta["scale_x"], d)
+            my, sy = standardization_from_metadata(meta["mean_y"], meta["scale_y"], d)
         dtype = next(net.parameters()).dtype
         est = cls(net=net, loss=meta.get("loss", "semidual"), dtype=dtype, device=device)
         est.net_, est.n_features_in_ = net, d

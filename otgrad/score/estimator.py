@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .. import io
-from ..data.samples import as_samples, scalar_standardization
+from ..data.samples import as_samples, scalar_standardization, standardization_from_metadata
 from ..train import History, fit
 from .losses import score_matching_loss
 from .models import NoiseConditionalScore, build_score_model
@@ -389,21 +389,12 @@ class ScoreModel:
         Raises:
             ValueError: If the file is corrupt or not a saved :class:`ScoreModel`.
         """
-        model, meta = io.load(path, map_location=device, with_metadata=True)
-        try:
-            if meta.get("estimator") != "ScoreModel" or not isinstance(
-                model, NoiseConditionalScore
-            ):
-                raise KeyError("estimator")
-            mean = torch.tensor(meta["mean"], dtype=torch.float64)
-            scale = float(meta["scale"])
-            if mean.shape != (model.dim,) or not (scale > 0 and math.isfinite(scale)):
-                raise ValueError("scaling does not match the model")
-            if not bool(torch.isfinite(mean).all()):
-                raise ValueError("non-finite scaling")
+        model, meta = io.load_estimator(path, "ScoreModel", device)
+        with io.metadata_errors(path, "ScoreModel"):
+            if not isinstance(model, NoiseConditionalScore):
+                raise TypeError(f"the network is a {type(model).__name__}, not a score model")
+            mean, scale = standardization_from_metadata(meta["mean"], meta["scale"], model.dim)
             schedule = make_schedule(meta["schedule"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"corrupt ScoreModel file {os.fspath(path)!r}: {e}") from e
         dtype = next(model.parameters()).dtype
         est = cls(model, schedule, meta.get("objective", "dsm"), dtype=dtype, device=device)
         est.model_, est.n_features_in_, est.mean_, est.scale_ = model, model.dim, mean, scale
