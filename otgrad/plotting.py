@@ -181,7 +181,7 @@ def _scatter(ax, pts, title: str, color: str) -> None:
 
 
 def plot_score_samples(figs: dict, path: str | os.PathLike) -> None:
-    r"""Samples of each model beside data, one column per set.
+    r"""Samples of each model drawn over the data (grey), one column per set.
 
     Arguments:
         figs: ``{set: {"data": array, model: samples, ...}}`` (``(n, 2)`` arrays).
@@ -198,6 +198,8 @@ def plot_score_samples(figs: dict, path: str | os.PathLike) -> None:
         lo, hi = ref.min(0), ref.max(0)
         for i, r in enumerate(rows):
             ax = axes[i, j]
+            if r != "data":  # the data underneath, for comparison
+                ax.scatter(ref[:, 0], ref[:, 1], s=1, alpha=0.25, color="0.7", rasterized=True)
             if r in figs[s]:
                 _scatter(ax, figs[s][r], f"{s}: {r}" if i == 0 else r, colors.get(r, "tab:red"))
             ax.set_xlim(lo[0], hi[0])
