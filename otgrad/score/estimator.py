@@ -14,10 +14,11 @@ from torch import Tensor
 
 from .. import io
 from ..data.samples import as_samples, scalar_standardization, standardization_from_metadata
+from ..nn.base import check_positive_int
 from ..train import History, fit
 from .losses import score_matching_loss
 from .models import NoiseConditionalScore, build_score_model
-from .schedules import NoiseSchedule, VESchedule, make_schedule
+from .schedules import NoiseSchedule, VESchedule, check_positive_number, make_schedule
 from .sde import (
     annealed_langevin,
     grid_log_prob,
@@ -30,20 +31,6 @@ from .sde import (
 __all__ = ["ScoreModel", "SAMPLERS"]
 
 SAMPLERS = ("pc", "sde", "ode", "langevin", "mala")
-
-
-def _positive_number(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class ScoreModel:
@@ -114,12 +101,12 @@ class ScoreModel:
         if isinstance(net, str) and net not in ("gradnet", "mlp", "gradmlp"):
             raise ValueError(f"net must be 'gradnet', 'mlp' or 'gradmlp', got {net!r}")
         score_matching_loss(objective)  # validates the name
-        _positive_number("sigma_min", sigma_min)
-        _positive_number("sigma_max", sigma_max)
-        _positive_number("lr", lr)
-        _positive_number("time_limit", time_limit, allow_none=True)
-        _positive_int("steps", steps)
-        _positive_int("batch_size", batch_size)
+        check_positive_number("sigma_min", sigma_min)
+        check_positive_number("sigma_max", sigma_max)
+        check_positive_number("lr", lr)
+        if time_limit is not None:
+            check_positive_number("time_limit", time_limit)
+        check_positive_int(steps=steps, batch_size=batch_size)
         if not (isinstance(ema, float) and 0 < ema < 1):
             raise ValueError(f"ema must be a float in (0, 1), got {ema!r}")
         if dtype not in (torch.float32, torch.float64):
@@ -267,8 +254,7 @@ class ScoreModel:
             steps_per_level: Langevin steps per noise level.
         """
         model = self._fitted()
-        _positive_int("n", n)
-        _positive_int("steps", steps)
+        check_positive_int(n=n, steps=steps)
         if method not in SAMPLERS:
             raise ValueError(f"method must be one of {SAMPLERS}, got {method!r}")
         gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
@@ -283,8 +269,8 @@ class ScoreModel:
         elif method == "ode":
             z = probability_flow(model, sch, x)
         else:
-            _positive_int("steps_per_level", steps_per_level)
-            _positive_number("eps", eps)
+            check_positive_int(steps_per_level=steps_per_level)
+            check_positive_number("eps", eps)
             levels = max(1, steps // steps_per_level)
             ts = torch.linspace(1.0, sch.t_min, levels, dtype=self.dtype)
             sigmas = sch.noise_level(ts)
@@ -332,7 +318,7 @@ class ScoreModel:
         z = self._to_model(x)
         level, schedule = self.sigma_at_min(), self.schedule
         if sigma is not None:
-            _positive_number("sigma", sigma)
+            check_positive_number("sigma", sigma)
             level = float(sigma) / self.scale_
         if method == "ode":
             if sigma is not None:

@@ -333,7 +333,7 @@ class NoiseConditionalGradNet(NoiseConditionalScore):
         v, cin, z, beta, a, q, c, w = self._hidden(x, sigma)
         p = torch.softmax(z, -1)
         coef = a / sigma[..., None]
-        out = -(q / v)[..., None] * x + (coef[..., None] * p).flatten(-2) @ w + c
+        out = self._field(x, v, q, coef, p, c, w)
         if not jacobian:
             return out, None
         k = coef * beta * cin[..., None]  # (*, M)
@@ -352,8 +352,12 @@ class NoiseConditionalGradNet(NoiseConditionalScore):
         if not score:
             return None, psi
         p = torch.exp(z - lse[..., None])
-        out = -(q / v)[..., None] * x + ((a / sigma[..., None])[..., None] * p).flatten(-2) @ w + c
-        return out, psi
+        return self._field(x, v, q, a / sigma[..., None], p, c, w), psi
+
+    @staticmethod
+    def _field(x, v, q, coef, p, c, w) -> Tensor:
+        # s = -e^rho x / v + sum_m (a_m / sigma) W_m^T softmax_m + c
+        return -(q / v)[..., None] * x + (coef[..., None] * p).flatten(-2) @ w + c
 
 
 def _mlp(n_in: int, n_out: int, hidden: int, layers: int) -> nn.Sequential:

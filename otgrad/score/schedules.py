@@ -27,7 +27,9 @@ from torch import Tensor
 __all__ = ["NoiseSchedule", "VESchedule", "VPSchedule", "make_schedule"]
 
 
-def _positive(name: str, value: float) -> float:
+def check_positive_number(name: str, value: float) -> float:
+    r"""Returns ``value`` as a float; a ``ValueError`` naming ``name`` unless it is a
+    positive finite number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
     if not math.isfinite(value):
@@ -99,8 +101,8 @@ class VESchedule(NoiseSchedule):
     name = "ve"
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 20.0):
-        self.sigma_min = _positive("sigma_min", sigma_min)
-        self.sigma_max = _positive("sigma_max", sigma_max)
+        self.sigma_min = check_positive_number("sigma_min", sigma_min)
+        self.sigma_max = check_positive_number("sigma_max", sigma_max)
         if not self.sigma_max > self.sigma_min:
             raise ValueError(f"sigma_max ({sigma_max}) must exceed sigma_min ({sigma_min})")
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
@@ -135,9 +137,9 @@ class VPSchedule(NoiseSchedule):
     name = "vp"
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, t_min: float = 1e-3):
-        self.beta_min = _positive("beta_min", beta_min)
-        self.beta_max = _positive("beta_max", beta_max)
-        self.t_min = _positive("t_min", t_min)
+        self.beta_min = check_positive_number("beta_min", beta_min)
+        self.beta_max = check_positive_number("beta_max", beta_max)
+        self.t_min = check_positive_number("t_min", t_min)
         if not self.beta_max > self.beta_min:
             raise ValueError(f"beta_max ({beta_max}) must exceed beta_min ({beta_min})")
         if self.t_min >= 1:

@@ -248,6 +248,7 @@ def ode_log_prob(
     method: str = "dopri5",
     prior_std: float | None = None,
     generator: torch.Generator | None = None,
+    options: dict | None = None,
 ) -> tuple[Tensor, int]:
     r""":math:`\log p_{t_{\min}}(x)` by the probability-flow ODE (``torchdiffeq``).
 
@@ -261,6 +262,8 @@ def ode_log_prob(
         method: The ``torchdiffeq`` method.
         prior_std: The standard deviation of the Gaussian at :math:`t = 1` (default
             ``schedule.prior_std(1.0)``: the data are standardized).
+        options: Solver options for ``torchdiffeq`` (e.g. ``{"step_size": 0.02}`` with a
+            fixed-step ``method="rk4"``).
 
     Returns:
         The log-densities, shape ``(B,)``, and the number of function evaluations.
@@ -271,7 +274,10 @@ def ode_log_prob(
     state = (x, torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device))
     with torch.no_grad():
         rhs = _flow(model, schedule, trace, generator, counter)
-        x1, integral = (s[-1] for s in odeint(rhs, state, ts, rtol=rtol, atol=atol, method=method))
+        x1, integral = (
+            s[-1]
+            for s in odeint(rhs, state, ts, rtol=rtol, atol=atol, method=method, options=options)
+        )
     d = x.shape[-1]
     prior = -0.5 * (x1**2).sum(-1) / std**2 - d * math.log(std) - 0.5 * d * math.log(2 * math.pi)
     return prior + integral, counter[0]
