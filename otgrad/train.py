@@ -65,6 +65,7 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
     progress: bool | None = None,
     ema: float | None = None,
+    on_epoch: Callable[[int, History], None] | None = None,
 ) -> History:
     r"""Trains ``model`` by minibatch Adam on ``loss_fn(model, *batch)``.
 
@@ -88,6 +89,8 @@ def fit(
         ema: A decay in :math:`(0, 1)`: keep an exponential moving average of the
             parameters (updated after every step) and load it into ``model`` at the end
             (the standard for score models). Not combined with ``val_data``.
+        on_epoch: Called as ``on_epoch(epoch, history)`` after each epoch (e.g. to save a
+            checkpoint).
 
     Returns:
         The :class:`History` of the run.
@@ -169,6 +172,8 @@ def fit(
                 best_state = copy.deepcopy(model.state_dict())
         bar.update(1)
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3e}")
+        if on_epoch is not None:
+            on_epoch(epoch, hist)
         if stop:
             break
     bar.close()

@@ -30,6 +30,7 @@ from .combine import (
     Sum,
     TransformedRidgeSum,
 )
+from .conv import ConvGradNet, MultiConv2d
 from .modular import GradNetM
 from .single import SingleLayerGradNet
 from .structure import RidgeTerm, StructuredJacobian
@@ -45,6 +46,8 @@ __all__ = [
     "LipschitzShift",
     "Difference",
     "TransformedRidgeSum",
+    "ConvGradNet",
+    "MultiConv2d",
     "ICNN",
     "ICGN",
     "CRR",

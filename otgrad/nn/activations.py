@@ -356,32 +356,47 @@ class LinearSpline(Activation):
             return torch.cat([self.raw[:, :1], self.raw[:, :1] + inc.cumsum(-1)], dim=-1)
         return self.raw
 
-    def _parts(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        c = self.values()
-        width = self.knots[1:] - self.knots[:-1]  # in the buffer's dtype: knots stay exact
-        slopes = (c[:, 1:] - c[:, :-1]) / width  # (h, K - 1)
-        rel = t[..., None] - self.knots[:-1]  # (*, h, K - 1)
-        return c, slopes, rel, width
+    def _locate(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        # the segment j of each input (equispaced knots: O(1) per value, no (*, h, K) tensor),
+        # the flat indices of c_j per unit, the clipped offset r in [0, delta] and t - t_j
+        K = self.knots.numel()
+        t0, delta = self.knots[0], self.knots[1] - self.knots[0]
+        j = torch.floor((t.detach() - t0) / delta).clamp(0, K - 2).long()
+        unit = torch.arange(t.shape[-1], device=t.device) * K
+        rel = t - (t0 + j.to(t.dtype) * delta)
+        return j + unit, rel.clamp(0, delta), rel, delta
 
     def forward(self, t: Tensor) -> Tensor:
-        c, slopes, rel, width = self._parts(t)
-        return c[:, 0] + (slopes * torch.minimum(rel.clamp_min(0), width)).sum(-1)
+        c = self.values()
+        idx, r, _, delta = self._locate(t)
+        lo, hi = c.take(idx), c.take(idx + 1)
+        return lo + (hi - lo) / delta * r
 
     def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        c, slopes, rel, width = self._parts(t)
-        inside = (rel > 0) & (rel < width)
-        value = c[:, 0] + (slopes * torch.minimum(rel.clamp_min(0), width)).sum(-1)
-        return value, (slopes * inside).sum(-1)
+        c = self.values()
+        idx, r, rel, delta = self._locate(t)
+        lo, hi = c.take(idx), c.take(idx + 1)
+        slope = (hi - lo) / delta
+        inside = (rel > 0) & (rel < delta)
+        return lo + slope * r, slope * inside
 
     def antiderivative(self, t: Tensor) -> Tensor:
-        c, slopes, rel, width = self._parts(t)
-        r = torch.minimum(rel.clamp_min(0), width)
-        ramp = r * r / 2 + width * (rel - width).clamp_min(0)
-        return c[:, 0] * t + (slopes * ramp).sum(-1)
+        # F(t) = c_0 t + sum_i s_i ramp_i(t), ramp_i = r_i^2 / 2 + delta (t - t_i - delta)_+;
+        # segments i < j contribute (c_j - c_0) t - B_j with B_j = sum_{i<j} s_i delta (t_i + delta / 2)
+        c = self.values()
+        delta = self.knots[1] - self.knots[0]
+        slopes = (c[:, 1:] - c[:, :-1]) / delta
+        B = torch.cumsum(slopes * delta * (self.knots[:-1] + delta / 2), -1)
+        B = torch.cat([torch.zeros_like(B[:, :1]), B], -1)  # (h, K)
+        idx, r, rel, _ = self._locate(t)
+        c0 = c[:, 0]
+        s_j = (c.take(idx + 1) - c.take(idx)) / delta
+        ramp = r * r / 2 + delta * (rel - delta).clamp_min(0)
+        return c0 * t + (c.take(idx) - c0) * t - B.take(idx) + s_j * ramp
 
     def derivative_bound(self) -> Tensor:
         c = self.values()
-        return ((c[:, 1:] - c[:, :-1]).abs() / (self.knots[1:] - self.knots[:-1])).amax(-1)
+        return ((c[:, 1:] - c[:, :-1]).abs() / (self.knots[1] - self.knots[0])).amax(-1)
 
 
 class GroupActivation(nn.Module):

@@ -22,11 +22,13 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
 from .. import calculus
-from .activations import elementwise_activation
+from .activations import Activation, elementwise_activation
 from .base import (
     GradientNetwork,
     alternating_signs,
@@ -37,7 +39,63 @@ from .base import (
 )
 from .structure import RidgeTerm, StructuredJacobian
 
-__all__ = ["GradNetC"]
+__all__ = ["GradNetC", "cascade_map", "cascade_slope_bound"]
+
+
+def cascade_map(
+    u: Tensor,
+    acts: Sequence[Activation],
+    alpha: Tensor,
+    beta: Tensor,
+    bias: Tensor,
+    derivative: bool = False,
+    scale_output: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    r"""The coordinatewise cascade :math:`g(u)` of eq. (39) and, if asked, :math:`g'(u)`.
+
+    .. math:: z_1 = \beta_1 \odot (u + b_1), \quad
+              z_l = \alpha_{l-1} \odot \sigma_{l-1}(z_{l-1}) + \beta_l \odot (u + b_l), \quad
+              g(u) = \alpha_L \odot \sigma_L(z_L),
+
+    with :math:`g'` carried through the layers by the chain rule in the same pass. Every
+    hidden unit (last axis of ``u``) has its own scales; :math:`g` is nondecreasing when
+    the activations are and :math:`\alpha, \beta \ge 0` (Cor 11.1).
+
+    Arguments:
+        u: The pre-activations :math:`u = Wx`, shape ``(*, h)``.
+        acts: The :math:`L` activations.
+        alpha, beta, bias: The per-layer vectors, shape ``(L, h)`` each.
+        derivative: Whether to return :math:`g'(u)` too.
+        scale_output: With ``False`` the last scale :math:`\alpha_L` is left out.
+
+    Returns:
+        :math:`g(u)` and :math:`g'(u)` (or ``None``), shape of ``u`` each.
+    """
+    shift = beta * bias
+    s = ds = dz = None
+    for l, act in enumerate(acts):
+        z = torch.addcmul(shift[l], u, beta[l])  # beta_l * (u + b_l)
+        if l > 0:
+            z = torch.addcmul(z, alpha[l - 1], s)
+        if derivative:
+            dz = beta[0] if l == 0 else torch.addcmul(beta[l], alpha[l - 1] * ds, dz)
+            s, ds = act.value_and_derivative(z)
+        else:
+            s = act(z)
+    gp = ds * dz if derivative else None
+    if scale_output:
+        s = alpha[-1] * s
+        gp = alpha[-1] * gp if derivative else None
+    return s, gp
+
+
+def cascade_slope_bound(acts: Sequence[Activation], alpha: Tensor, beta: Tensor) -> Tensor:
+    r"""An upper bound on :math:`|g'|` per hidden unit for :func:`cascade_map`, shape ``(h,)``."""
+    alpha, beta = alpha.abs(), beta.abs()
+    bound = beta[0]
+    for l in range(1, len(acts)):
+        bound = alpha[l - 1] * acts[l - 1].derivative_bound().to(alpha) * bound + beta[l]
+    return alpha[-1] * acts[-1].derivative_bound().to(alpha) * bound
 
 
 class GradNetC(GradientNetwork):
@@ -123,23 +181,9 @@ class GradNetC(GradientNetwork):
 
         With ``scale_output=False`` the last scale :math:`\alpha_L` is left out of both.
         """
-        alpha, beta = self.alpha(), self.beta()
-        shift = beta * self.bias
-        s = ds = dz = None
-        for l, act in enumerate(self.acts):
-            z = torch.addcmul(shift[l], u, beta[l])  # beta_l * (u + b_l)
-            if l > 0:
-                z = torch.addcmul(z, alpha[l - 1], s)
-            if derivative:
-                dz = beta[0] if l == 0 else torch.addcmul(beta[l], alpha[l - 1] * ds, dz)
-                s, ds = act.value_and_derivative(z)
-            else:
-                s = act(z)
-        gp = ds * dz if derivative else None
-        if scale_output:
-            s = alpha[-1] * s
-            gp = alpha[-1] * gp if derivative else None
-        return s, gp
+        return cascade_map(
+            u, self.acts, self.alpha(), self.beta(), self.bias, derivative, scale_output
+        )
 
     def _evaluate(self, x, jacobian):
         s, sp = self.hidden_map(x @ self.weight.mT, derivative=jacobian, scale_output=False)
@@ -158,10 +202,5 @@ class GradNetC(GradientNetwork):
         return G.sum(-1) + x @ self.out_bias
 
     def _lipschitz(self):
-        alpha, beta = self.alpha().abs(), self.beta().abs()
-        bound = beta[0]
-        for l in range(1, self.layers):
-            slope = self.acts[l - 1].derivative_bound().to(alpha)
-            bound = alpha[l - 1] * slope * bound + beta[l]
-        bound = alpha[-1] * self.acts[-1].derivative_bound().to(alpha) * bound
+        bound = cascade_slope_bound(self.acts, self.alpha(), self.beta())
         return torch.linalg.matrix_norm(bound.sqrt()[:, None] * self.weight, ord=2) ** 2

@@ -1,0 +1,370 @@
+r"""Convolutional (image) gradient networks: :math:`W` is a convolution, :math:`W^\top` its adjoint.
+
+For images :math:`x \in \mathbb{R}^{C \times H \times W}` the ridge networks of the paper keep
+their form with a convolution in place of the weight matrix:
+
+.. math:: f(x) = W^\top g(W x), \qquad \psi(x) = \sum_{c, i, j} G_c\big((W x)_{c, i, j}\big),
+          \qquad G_c' = g_c,
+
+where :math:`W` is a (multi-)convolution with zero padding, :math:`W^\top` its exact adjoint
+(``conv_transpose2d`` with the same kernel and padding, computed as a correlation with
+the flipped kernel) and :math:`g_c` a scalar map per
+output channel, shared by all pixels: one activation (single layer, eq. (7)) or the
+cascade of eq. (39). The Jacobian :math:`J(x) = W^\top \operatorname{diag}(g'(Wx)) W` is
+symmetric for any :math:`g` (Prop 2.1, Thm 11: a convolution is a linear map) and PSD when
+every :math:`g_c` is nondecreasing (Prop 3.3, Cor 11.1). CRR-NN (Goujon et al., 2023) is the
+single-layer monotone network with linear-spline activations.
+
+The multi-convolution :math:`W = W_K \circ \dots \circ W_1` is applied as one convolution
+with the composed kernel (cheaper than the chain), whose first factor has zero-mean
+filters (so :math:`\psi` ignores constant images, like a regularizer should). Its
+operator norm is computed from the kernel's transfer function on a fine frequency grid
+with a rigorous correction, so :meth:`ConvGradNet.lipschitz_bound` is an upper bound for
+any image size.
+
+References:
+    | Gradient Networks (Chaudhari, Pranav, Moura, 2025), eq. (7), Prop 2.1, 3.3, Thm 11, Cor 11.1.
+    | A Neural-Network-Based Convex Regularizer for Inverse Problems (Goujon, Neumayer,
+      Bohra, Ducotterd, Unser, IEEE TCI 2023).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import calculus
+from . import base as _base
+from .activations import LinearSpline, elementwise_activation
+from .base import _traced, check_positive_int, positive, unconstrain
+from .cascade import cascade_map, cascade_slope_bound
+
+__all__ = ["MultiConv2d", "ConvGradNet", "check_image"]
+
+
+def check_image(
+    x: Any,
+    name: str,
+    channels: int,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
+    r"""Validates a ``(B, channels, H, W)`` floating image batch and returns it unchanged.
+
+    Raises:
+        TypeError: If ``x`` is not a floating tensor, or has another dtype than ``dtype``.
+        ValueError: If ``x`` is not 4-dimensional with ``channels`` channels, is empty, is
+            on another device than ``device``, or (with validation on) holds NaN or infinity.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (batch, {channels}, height, width), "
+            f"got {type(x).__name__}"
+        )
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ValueError(
+            f"{name} must have shape (batch, {channels}, height, width), got {tuple(x.shape)}"
+        )
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got dtype {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but the network's parameters are {dtype}")
+    if device is not None and x.device != device:
+        raise ValueError(f"{name} is on device {x.device} but the network is on {device}")
+    if _base._VALIDATE and not _traced(x) and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+class MultiConv2d(nn.Module):
+    r"""A composition of bias-free convolutions, applied as one convolution, with its adjoint.
+
+    Arguments:
+        channels: The channels :math:`c_0, c_1, \dots, c_K` (input first).
+        kernel_size: The (odd) kernel size of each factor; the composed kernel has size
+            :math:`1 + K(\text{kernel\_size} - 1)`.
+        zero_mean: Whether the filters of the first factor have zero mean.
+
+    Example:
+        >>> W = MultiConv2d((1, 4, 8), kernel_size=3)
+        >>> x, y = torch.randn(2, 1, 9, 9), torch.randn(2, 8, 9, 9)
+        >>> bool(torch.isclose((W(x) * y).sum(), (x * W.transpose(y)).sum(), rtol=1e-4))
+        True
+    """
+
+    def __init__(self, channels: Sequence[int], kernel_size: int = 7, zero_mean: bool = True):
+        super().__init__()
+        channels = [int(c) for c in channels]
+        if len(channels) < 2:
+            raise ValueError(f"channels needs at least two entries, got {channels}")
+        check_positive_int(
+            kernel_size=kernel_size, **{f"channels[{i}]": c for i, c in enumerate(channels)}
+        )
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.channels, self.kernel_size, self.zero_mean = channels, kernel_size, bool(zero_mean)
+        self.weights = nn.ParameterList()
+        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
+            w = torch.empty(c_out, c_in, kernel_size, kernel_size)
+            nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+            self.weights.append(nn.Parameter(w))
+        self.size = 1 + (len(channels) - 1) * (kernel_size - 1)
+
+    def kernel(self) -> Tensor:
+        r"""The composed kernel, shape ``(c_K, c_0, size, size)``."""
+        k = self.weights[0]
+        if self.zero_mean:
+            k = k - k.mean((-1, -2), keepdim=True)
+        for w in self.weights[1:]:
+            # composing cross-correlations convolves their kernels
+            k = F.conv2d(k.transpose(0, 1), w.flip(-1, -2), padding=w.shape[-1] - 1)
+            k = k.transpose(0, 1)
+        return k
+
+    def forward(self, x: Tensor, kernel: Tensor | None = None) -> Tensor:
+        r"""Returns :math:`Wx`, shape ``(B, c_K, H, W)`` for ``x`` of shape ``(B, c_0, H, W)``."""
+        k = self.kernel() if kernel is None else kernel
+        return F.conv2d(x, k, padding=k.shape[-1] // 2)
+
+    def transpose(self, y: Tensor, kernel: Tensor | None = None) -> Tensor:
+        r"""Returns the adjoint :math:`W^\top y`, shape ``(B, c_0, H, W)``."""
+        k = self.kernel() if kernel is None else kernel
+        # conv_transpose2d with the same padding, written as a correlation with the flipped,
+        # channel-swapped kernel: the same operator, and several times faster on CPU
+        return F.conv2d(y, k.transpose(0, 1).flip(-1, -2), padding=k.shape[-1] // 2)
+
+
+def operator_norm(kernel: Tensor, grid: int = 512, rigorous: bool = True) -> Tensor:
+    r"""An upper bound on the operator norm of the zero-padded convolution by ``kernel``.
+
+    The norm of any zero-padded (finite-image) convolution is at most
+    :math:`\sup_\omega \|\hat k(\omega)\|_2`, the largest singular value of the transfer
+    matrix over all frequencies. Its square is a trigonometric polynomial of degree
+    :math:`2r` in each variable (:math:`r` the kernel radius); sampled on a
+    ``grid``-point grid its maximum is off by at most the factor
+    :math:`1 / (1 - 8\pi^2 r^2 / N^2)` (Bernstein's inequality), which is applied. The
+    value is differentiable in the kernel. With ``rigorous=False`` the grid maximum
+    itself is returned (an estimate from below, for scaling).
+    """
+    r = kernel.shape[-1] // 2
+    excess = 8 * math.pi**2 * r**2 / grid**2 if rigorous else 0.0
+    if excess >= 0.5:
+        raise ValueError(f"grid={grid} is too coarse for a kernel of radius {r}")
+    spec = torch.fft.fft2(kernel, s=(grid, grid))  # (c_out, c_in, N, N)
+    if kernel.shape[1] == 1:
+        sq = (spec.abs() ** 2).sum((0, 1))
+        top = sq.max()
+    else:
+        mats = spec.permute(2, 3, 0, 1).reshape(grid * grid, *kernel.shape[:2])
+        top = torch.linalg.matrix_norm(mats, ord=2).max() ** 2
+    return (top / (1 - excess)).sqrt()
+
+
+class ConvGradNet(nn.Module):
+    r"""A convolutional GradNet / mGradNet :math:`f(x) = W^\top g(Wx)` on image batches.
+
+    Single layer (``layers=1``): :math:`g_c(u) = \alpha_c \sigma_c(u + b_c)` (eq. (7),
+    Prop 2.1 / 3.3); cascaded (``layers > 1``): :math:`g_c` is the cascade of eq. (39)
+    (Thm 11 / Cor 11.1). With ``activation="spline"`` and one layer, :math:`g_c` is a
+    learnable nondecreasing linear spline per channel: CRR-NN.
+
+    Arguments:
+        channels: The channels of the multi-convolution :math:`W` (image channels first).
+        kernel_size: The kernel size of each convolution factor.
+        layers: The number :math:`L` of cascade layers (1: single layer).
+        monotone: Whether :math:`g_c` is nondecreasing (an mGradNet, :math:`J \succeq 0`).
+        activation: ``"spline"`` or an elementwise activation of
+            :func:`~otgrad.nn.activations.elementwise_activation` (``"tanh"``, ``"softplus"``, ...).
+        knots: The spline knots per channel (``"spline"`` only).
+        span: The spline knots lie on :math:`[-\text{span}, \text{span}]` (``"spline"``).
+        normalize: Whether :math:`W` is divided by its operator norm (so :math:`\|W\| \le 1`):
+            the scale then lives in :math:`g` alone, which steadies training.
+
+    Example:
+        >>> net = ConvGradNet((1, 4, 8), kernel_size=3, knots=11)
+        >>> x = torch.rand(2, 1, 6, 6, dtype=torch.float64)
+        >>> net = net.double()
+        >>> J = net.jacobian(x)  # (2, 36, 36)
+        >>> bool(torch.allclose(J, J.mT)), bool(torch.linalg.eigvalsh(J).min() > -1e-12)
+        (True, True)
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (1, 8, 32),
+        kernel_size: int = 7,
+        layers: int = 1,
+        monotone: bool = True,
+        activation: str = "spline",
+        knots: int = 21,
+        span: float = 0.1,
+        normalize: bool = True,
+    ):
+        super().__init__()
+        check_positive_int(layers=layers)
+        self.conv = MultiConv2d(channels, kernel_size)
+        self.in_channels, self.hidden = self.conv.channels[0], self.conv.channels[-1]
+        self.layers, self.monotone, self.normalize = layers, bool(monotone), bool(normalize)
+        h = self.hidden
+        if activation == "spline":
+            self.acts = nn.ModuleList(
+                LinearSpline(h, knots=knots, monotone=self.monotone, span=span)
+                for _ in range(layers)
+            )
+        else:
+            self.acts = nn.ModuleList(
+                elementwise_activation(activation, h, self.monotone) for _ in range(layers)
+            )
+        self.bias = nn.Parameter(torch.zeros(layers, h))
+        ones = unconstrain(torch.ones(layers, h), self.monotone)
+        if activation == "spline" and layers == 1:  # the spline carries its own scale
+            self.register_buffer("raw_alpha", ones.clone())
+            self.register_buffer("raw_beta", ones.clone())
+        else:
+            self.raw_alpha = nn.Parameter(ones.clone())
+            self.raw_beta = nn.Parameter(ones.clone())
+        self._config = dict(
+            channels=list(self.conv.channels),
+            kernel_size=kernel_size,
+            layers=layers,
+            monotone=self.monotone,
+            activation=activation,
+            knots=knots,
+            span=span,
+            normalize=self.normalize,
+        )
+
+    def config(self) -> dict[str, Any]:
+        r"""The constructor arguments (used by :mod:`otgrad.io`)."""
+        return dict(self._config)
+
+    # ------------------------------------------------------------------ structure
+    def _version(self) -> tuple:
+        return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in self.conv.weights)
+
+    def kernel(self) -> Tensor:
+        r"""The kernel of :math:`W` (divided by an estimate of its norm if ``normalize``).
+
+        Without gradient tracking (solvers) it is cached until the weights change.
+        """
+        cached = self.__dict__.get("_kernel_cache")
+        if not torch.is_grad_enabled() and cached is not None and cached[0] == self._version():
+            return cached[1]
+        k = self.conv.kernel()
+        if self.normalize:
+            k = k / operator_norm(k, grid=64, rigorous=False).clamp_min(1e-12)
+        if not torch.is_grad_enabled():
+            self.__dict__["_kernel_cache"] = (self._version(), k)
+        return k
+
+    def _map(self, u: Tensor, derivative: bool) -> tuple[Tensor, Tensor | None]:
+        alpha = positive(self.raw_alpha, self.monotone)
+        beta = positive(self.raw_beta, self.monotone)
+        g, gp = cascade_map(u.movedim(1, -1), self.acts, alpha, beta, self.bias, derivative)
+        return g.movedim(-1, 1), (gp.movedim(-1, 1) if derivative else None)
+
+    def _potential_density(self, u: Tensor) -> Tensor:
+        # G(u) per channel and pixel, G' = g
+        if self.layers == 1:
+            alpha = positive(self.raw_alpha, self.monotone)[0]
+            beta = positive(self.raw_beta, self.monotone)[0]
+            z = beta * (u.movedim(1, -1) + self.bias[0])
+            return (alpha / beta * self.acts[0].antiderivative(z)).movedim(-1, 1)
+        return calculus.integrate_0_to(
+            lambda t: self._map(t.flatten(0, 1), False)[0].unflatten(0, t.shape[:2]),
+            u,
+            64,
+        )
+
+    def _check(self, x: Any, name: str = "x") -> Tensor:
+        p = self.conv.weights[0]
+        return check_image(x, name, self.in_channels, p.dtype, p.device)
+
+    # ------------------------------------------------------------------ public API
+    def forward(self, x: Tensor) -> Tensor:
+        r"""Returns :math:`f(x) = W^\top g(Wx)`, shape of ``x`` ``(B, C, H, W)``."""
+        x = self._check(x)
+        return self.gradient_and_potential(x, potential=False)[0]
+
+    def gradient_and_potential(
+        self, x: Tensor, potential: bool = True, kernel: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        r"""Returns :math:`f(x)` and (if asked) :math:`\psi(x)`, shape ``(B,)``, from one :math:`Wx`.
+
+        No input checks: the path used inside solvers. ``kernel`` (from :meth:`kernel`) saves
+        recomposing it when the parameters have not changed.
+        """
+        k = self.kernel() if kernel is None else kernel
+        u = self.conv(x, k)
+        g, _ = self._map(u, False)
+        out = self.conv.transpose(g, k)
+        value = self._potential_density(u).sum((1, 2, 3)) if potential else None
+        return out, value
+
+    def potential(self, x: Tensor) -> Tensor:
+        r"""Returns :math:`\psi(x) = \sum G(Wx)`, shape ``(B,)``."""
+        x = self._check(x)
+        return self._potential_density(self.conv(x, self.kernel())).sum((1, 2, 3))
+
+    def jvp(self, x: Tensor, v: Tensor) -> Tensor:
+        r"""Returns :math:`J(x) v = W^\top (g'(Wx) \odot W v)` in closed form, shape of ``x``."""
+        x, v = self._check(x), self._check(v, "v")
+        if v.shape != x.shape:
+            raise ValueError(f"v must have the shape of x {tuple(x.shape)}, got {tuple(v.shape)}")
+        return self._jvp(x, v)
+
+    def _jvp(self, x: Tensor, v: Tensor) -> Tensor:
+        k = self.kernel()
+        _, gp = self._map(self.conv(x, k), True)
+        return self.conv.transpose(gp * self.conv(v, k), k)
+
+    def jacobian(self, x: Tensor) -> Tensor:
+        r"""Returns the dense Jacobian, shape ``(B, n, n)`` with :math:`n = CHW` (small images).
+
+        Built column by column from the closed-form :meth:`jvp` (no automatic differentiation).
+        """
+        x = self._check(x)
+        n = x[0].numel()
+        if n > 4096:
+            raise ValueError(f"jacobian is for small images (at most 4096 values), got {n}")
+        k = self.kernel()
+        _, gp = self._map(self.conv(x, k), True)  # (B, h, H, W)
+        eye = torch.eye(n, dtype=x.dtype, device=x.device).reshape(n, *x.shape[1:])
+        wv = self.conv(eye, k)  # (n, h, H, W)
+        cols = self.conv.transpose((gp[:, None] * wv[None]).flatten(0, 1), k)
+        return cols.reshape(x.shape[0], n, n).mT
+
+    def operator_norm(self, grid: int = 512) -> float:
+        r"""An upper bound on :math:`\|W\|_2` for images of any size (see :func:`operator_norm`)."""
+        key = (self._version(), grid)
+        cached = self.__dict__.get("_norm_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            value = float(operator_norm(self.kernel().double(), grid))
+        self.__dict__["_norm_cache"] = (key, value)
+        return value
+
+    def slope_bound(self) -> float:
+        r"""An upper bound on :math:`|g_c'|` over all channels."""
+        alpha = positive(self.raw_alpha, self.monotone)
+        beta = positive(self.raw_beta, self.monotone)
+        with torch.no_grad():
+            return float(cascade_slope_bound(self.acts, alpha, beta).max())
+
+    def lipschitz_bound(self) -> float:
+        r"""An upper bound on :math:`\sup_x \|J(x)\|_2 \le \max_c \sup |g_c'| \cdot \|W\|^2`."""
+        return self.slope_bound() * self.operator_norm() ** 2
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.conv.channels}, kernel_size={self.conv.kernel_size}, "
+            f"layers={self.layers}, monotone={self.monotone}"
+        )
