@@ -28,10 +28,19 @@ def conv_nets(draw, monotone=None):
     layers = draw(st.integers(1, 3))
     act = draw(st.sampled_from(["spline", "tanh", "softplus"]))
     mono = draw(st.booleans()) if monotone is None else monotone
-    net = ConvGradNet((1, c1, c2), k, layers=layers, monotone=mono, activation=act, knots=9, span=1.0)
+    net = ConvGradNet(
+        (1, c1, c2), k, layers=layers, monotone=mono, activation=act, knots=9, span=1.0
+    )
     net = _perturb(net.double(), draw(st.integers(0, 10**6)))
     h, w = draw(st.integers(3, 7)), draw(st.integers(3, 7))
-    x = torch.randn(2, 1, h, w, generator=torch.Generator().manual_seed(draw(st.integers(0, 10**6))), dtype=torch.float64)
+    x = torch.randn(
+        2,
+        1,
+        h,
+        w,
+        generator=torch.Generator().manual_seed(draw(st.integers(0, 10**6))),
+        dtype=torch.float64,
+    )
     return net, x
 
 
@@ -51,7 +60,9 @@ def test_jacobian_symmetric_and_matches_autograd(case):
     J = net.jacobian(x)
     assert torch.allclose(J, J.mT, atol=1e-10)
     n = x[0].numel()
-    auto = torch.autograd.functional.jacobian(lambda z: net(z.reshape(1, *x.shape[1:])).reshape(-1), x[0].reshape(-1))
+    auto = torch.autograd.functional.jacobian(
+        lambda z: net(z.reshape(1, *x.shape[1:])).reshape(-1), x[0].reshape(-1)
+    )
     assert torch.allclose(J[0], auto.reshape(n, n), atol=1e-9)
     v = torch.randn_like(x)
     assert torch.allclose(net.jvp(x, v), (J @ v.reshape(2, n, 1)).reshape(x.shape), atol=1e-9)
