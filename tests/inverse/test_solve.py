@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from otgrad.data.images import psnr
+from otgrad.inverse import (
+    Blur,
+    ConvexRegularizer,
+    Denoising,
+    Inpainting,
+    Tomography,
+    reconstruct,
+    tv_reconstruct,
+)
+from otgrad.nn.conv import ConvGradNet
+
+
+def _reg():
+    torch.manual_seed(0)
+    net = ConvGradNet((1, 4, 8), 3, knots=11)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen))
+    return ConvexRegularizer(net, lmbda=3.0, mu=2.0).double()
+
+
+def _image(n=16):
+    t = torch.linspace(0, 1, n, dtype=torch.float64)
+    return (0.5 + 0.3 * torch.sin(6 * t[:, None]) * torch.cos(4 * t[None, :]))[None, None]
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        Denoising(),
+        Blur((16, 16), sigma=1.0),
+        Inpainting(torch.rand(16, 16) > 0.3),
+        Tomography(16, 6),
+    ],
+)
+def test_plain_gradient_descent_never_increases_the_objective(op):
+    x = _image()
+    y = op.A(x) + 0.05 * torch.randn(op.A(x).shape, dtype=torch.float64)
+    out = reconstruct(y, op, _reg(), accelerated=False, max_iter=150, tol=1e-12)
+    f = torch.stack(out.objective)[:, 0]
+    assert bool((f[1:] <= f[:-1] + 1e-12 * f[0].abs()).all())
+    assert float(f[-1]) < float(f[0])
+
+
+@pytest.mark.parametrize("op", [Denoising(), Blur((16, 16), sigma=1.0)])
+def test_two_initializations_reach_the_same_minimizer(op):
+    x = _image()
+    y = op.A(x) + 0.05 * torch.randn(x.shape, dtype=torch.float64)
+    reg = _reg()
+    a = reconstruct(y, op, reg, tol=1e-10, max_iter=5000)
+    b = reconstruct(y, op, reg, x0=torch.rand_like(x), tol=1e-10, max_iter=5000)
+    assert a.converged and b.converged
+    assert float((a.x - b.x).norm() / a.x.norm()) < 1e-6
+
+
+def test_fista_with_restart_is_faster_than_plain_descent():
+    x = _image()
+    y = x + 0.05 * torch.randn(x.shape, dtype=torch.float64)
+    reg = _reg()
+    plain = reconstruct(y, Denoising(), reg, accelerated=False, tol=1e-8, max_iter=5000)
+    fast = reconstruct(y, Denoising(), reg, tol=1e-8, max_iter=5000)
+    assert fast.iterations < plain.iterations
+    assert float((fast.x - plain.x).norm() / plain.x.norm()) < 1e-5
+
+
+def test_bounds_are_respected():
+    y = _image() * 1.5
+    out = reconstruct(y, Denoising(), _reg(), bounds=(0.0, 1.0), max_iter=50)
+    assert float(out.x.min()) >= 0.0 and float(out.x.max()) <= 1.0
+
+
+def test_reconstruct_errors():
+    reg = _reg()
+    y = _image()
+    with pytest.raises(ValueError, match="x0"):
+        reconstruct(y, Denoising(), reg, x0=torch.zeros(1, 1, 8, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match="NaN"):
+        reconstruct(y * float("nan"), Denoising(), reg)
+    with pytest.raises(ValueError, match="image size"):
+        reconstruct(torch.zeros(1, 1, 8, 8, dtype=torch.float64), Blur((16, 16)), reg)
+    with pytest.raises(ValueError, match="max_iter"):
+        reconstruct(y, Denoising(), reg, max_iter=0)
+
+
+def test_tv_denoises_and_decreases_its_objective():
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, 1, 24, 24, generator=gen) > 0.5).double().cumsum(-1).clamp(max=1)
+    y = x + 0.1 * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    out = tv_reconstruct(y, Denoising(), 0.08, max_iter=500)
+    assert float(psnr(out.x, x)) > float(psnr(y, x)) + 2
+    assert float(out.objective[-1].sum()) < float(out.objective[0].sum())
