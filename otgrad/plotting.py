@@ -21,6 +21,8 @@ __all__ = [
     "plot_score_samples",
     "plot_score_densities",
     "plot_score_fields",
+    "plot_convergence",
+    "plot_images",
 ]
 
 
@@ -273,4 +275,37 @@ def plot_score_fields(figs: dict, path: str | os.PathLike) -> None:
             ax.set_aspect("equal")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_convergence(record: dict, path: str | os.PathLike) -> None:
+    r"""Objective gap :math:`F(x_k) - F^*` per iteration for the solvers in ``record``."""
+    curves = {k: v for k, v in record.items() if isinstance(v, list) and len(v) > 2}
+    best = min(min(v) for v in curves.values())
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, values in curves.items():
+        gap = [max(v - best, 1e-12 * max(1.0, abs(best))) for v in values]
+        ax.semilogy(gap, label=name)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("F(x_k) - min F")
+    ax.legend()
+    ax.set_title("denoising objective (convex: one minimizer)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_images(images: dict, path: str | os.PathLike, ncols: int | None = None) -> None:
+    r"""A row of grayscale images ``{title: (H, W) array}`` in :math:`[0, 1]`."""
+    n = len(images)
+    ncols = ncols or n
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.6 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (title, im) in zip(axes.flat, images.items(), strict=False):
+        ax.imshow(im, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
     plt.close(fig)

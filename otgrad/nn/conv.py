@@ -136,9 +136,15 @@ class MultiConv2d(nn.Module):
     def transpose(self, y: Tensor, kernel: Tensor | None = None) -> Tensor:
         r"""Returns the adjoint :math:`W^\top y`, shape ``(B, c_0, H, W)``."""
         k = self.kernel() if kernel is None else kernel
-        # conv_transpose2d with the same padding, written as a correlation with the flipped,
-        # channel-swapped kernel: the same operator, and several times faster on CPU
-        return F.conv2d(y, k.transpose(0, 1).flip(-1, -2), padding=k.shape[-1] // 2)
+        # conv_transpose2d with the same padding, written as a correlation with the flipped
+        # kernel (the same operator); for one image channel, as a depthwise correlation summed
+        # over channels, which is about 4x faster on CPU than either
+        flipped = k.flip(-1, -2)
+        if k.shape[1] == 1:
+            return F.conv2d(y, flipped, padding=k.shape[-1] // 2, groups=k.shape[0]).sum(
+                1, keepdim=True
+            )
+        return F.conv2d(y, flipped.transpose(0, 1), padding=k.shape[-1] // 2)
 
 
 def operator_norm(kernel: Tensor, grid: int = 512, rigorous: bool = True) -> Tensor:
