@@ -431,9 +431,9 @@ def _inverse(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             size=32 if q else 128,
             angles=12 if q else 60,
-            limit=1 if q else 10,
+            limit=1 if q else 5,
             max_iter=20 if q else 1000,
-            tune_rounds=1 if q else 2,
+            tune_rounds=1,
             device=args.device,
         )
         save_json({**meta, **r}, os.path.join(args.out, "inverse_ct.json"))

@@ -190,6 +190,7 @@ def tune_strength(
     max_iter: int = 300,
     tol: float = 1e-4,
     bounds: tuple[float, float] | None = None,
+    x0: list[Tensor] | None = None,
 ) -> tuple[float, float, float]:
     r"""Tunes :math:`\lambda, \mu` by coarse-to-fine search on held-out images.
 
@@ -206,6 +207,8 @@ def tune_strength(
         rounds: The number of refinement rounds.
         factor: The initial multiplicative spacing.
         bounds: Passed to :func:`~otgrad.inverse.reconstruct`.
+        x0: Initial images, one per measurement (e.g. filtered backprojections for CT);
+            images are then reconstructed one at a time.
 
     Returns:
         The best :math:`\lambda`, :math:`\mu` and the mean validation PSNR.
@@ -217,6 +220,27 @@ def tune_strength(
 
     def score(lam: float, mu: float) -> float:
         key = (round(math.log(lam), 6), round(math.log(mu), 6))
+        if key not in cache and x0 is not None:
+            reg.set_strength(lam, mu)
+            values = [
+                float(
+                    psnr(
+                        reconstruct(
+                            y,
+                            operator,
+                            reg,
+                            x0=z,
+                            max_iter=max_iter,
+                            tol=tol,
+                            bounds=bounds,
+                            record=False,
+                        ).x,
+                        x,
+                    )[0]
+                )
+                for x, y, z in zip(clean, measured, x0, strict=True)
+            ]
+            cache[key] = float(np.mean(values))
         if key not in cache:
             reg.set_strength(lam, mu)
             cache[key] = mean_psnr(
