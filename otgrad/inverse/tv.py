@@ -81,9 +81,13 @@ def tv_reconstruct(
     with torch.no_grad():
         x = operator.A_adjoint(y) if x0 is None else x0.clone()
         norm_a = operator.norm_squared(tuple(x.shape))
-        # Condat-Vu: 1/tau - sigma ||D||^2 >= ||A||^2 / 2, with ||D||^2 <= 8
-        sigma = 1.0 / (8 * max(norm_a, 1e-12) ** 0.5 * 2) if norm_a > 0 else 1.0
-        tau = 1.0 / (norm_a / 2 + 8 * sigma) * 0.99
+        # Condat-Vu: 1/tau - sigma ||D||^2 >= ||A||^2 / 2, with ||D||^2 <= 8;
+        # tau (L/2 + 8 sigma) = 0.99 with sigma = L / 16: the dual step grows with the data
+        # term's scale L = ||A||^2, so that the dual variable reaches its bound lmbda quickly
+        # (a dual step of order 1/sqrt(L) leaves TV inactive for thousands of iterations in CT)
+        norm_a = max(norm_a, 1e-12)
+        sigma = norm_a / 16
+        tau = 0.99 / (norm_a / 2 + 8 * sigma)
         p = torch.zeros_like(finite_differences(x))
         out = Reconstruction(x=x, step=tau)
 

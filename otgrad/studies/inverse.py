@@ -324,12 +324,30 @@ def run_ct(
         )
 
     tune_iter = min(max_iter, 300)
-    grid = (1.0, 3.0, 10.0, 30.0, 100.0)
+    grid = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
     best_tv = max((mean(tv(lam, tune_iter), val_x, val_y, val_0), lam) for lam in grid)
     out["tv_lambda"] = best_tv[1]
     out["tv"] = mean(tv(best_tv[1], max_iter), test_x, test_y, test_0)
-    # learned regularizer: lambda, mu tuned on the validation phantoms (coarse-to-fine)
+    # learned regularizer: lambda, mu tuned on the validation phantoms, first lambda alone on
+    # a decade grid (the data term's scale, ||A||^2, is far from denoising's), then
+    # coarse-to-fine in both
     reg = reg.to(device)
+    mu0 = reg.mu
+
+    def score(lam: float) -> float:
+        reg.set_strength(lam, mu0)
+        return mean(
+            lambda y, z: (
+                reconstruct(
+                    y, op, reg, x0=z, max_iter=tune_iter, tol=tol, bounds=bounds, record=False
+                ).x
+            ),
+            val_x,
+            val_y,
+            val_0,
+        )
+
+    reg.set_strength(max((1.0, 10.0, 100.0, 1000.0), key=score), mu0)
     lam, mu, _ = tune_strength(
         reg,
         val_x,
