@@ -493,12 +493,27 @@ def inverse_section():
         ]
     cv = r.get("convergence")
     if cv:
+        best = min(min(cv[k]) for k in ("gradient descent", "FISTA", "FISTA + restart"))
         lines += [
             "### Convergence",
             "",
-            "Denoising objective per iteration (one BSD68 crop, sigma = 25): plain gradient "
-            "descent decreases it monotonically, FISTA is faster, FISTA with adaptive restart "
-            "fastest. From the noisy image and from zero the solver reaches the same minimizer: "
+            "Denoising objective per iteration (one BSD68 crop, sigma = 25, float64): plain "
+            "gradient descent "
+            + (
+                "never increases it"
+                if all(
+                    b <= a
+                    for a, b in zip(
+                        cv["gradient descent"], cv["gradient descent"][1:], strict=False
+                    )
+                )
+                else "increases it at some iterations"
+            )
+            + f" ({len(cv['gradient descent']) - 1} iterations checked); the gap after 300 "
+            f"iterations: gradient descent {cv['gradient descent'][-1] - best:.1e}, FISTA "
+            f"{cv['FISTA'][-1] - best:.1e}, FISTA with restart {cv['FISTA + restart'][-1] - best:.1e} "
+            f"(converged after {len(cv['FISTA + restart']) - 1} iterations). "
+            "From the noisy image and from zero the solver reaches the same minimizer: "
             f"relative distance {cv['two_inits_relative_distance']:.1e} after "
             f"{cv['iterations_to_1e-9'][0]} / {cv['iterations_to_1e-9'][1]} iterations.",
             "",
