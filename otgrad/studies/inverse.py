@@ -37,7 +37,6 @@ from ..nn.conv import ConvGradNet
 __all__ = [
     "CRR_NN_PUBLISHED",
     "WCRR_NN_PUBLISHED",
-    "TV_PUBLISHED",
     "run_train",
     "run_denoise",
     "run_ct",
@@ -50,7 +49,6 @@ __all__ = [
 #: BSD68 mean PSNR (dB) at sigma = 5, 15, 25 (Goujon et al. 2023, convex; and the weakly convex WCRR-NN).
 CRR_NN_PUBLISHED = {"5": 36.93, "15": 30.51, "25": 28.07}
 WCRR_NN_PUBLISHED = {"5": 37.65, "15": 31.21, "25": 28.68}
-TV_PUBLISHED: dict[str, float] = {}
 
 
 def to_tensors(images: Sequence[np.ndarray], device: str | torch.device = "cpu") -> list[Tensor]:
