@@ -79,7 +79,9 @@ def reconstruct(
         operator: The forward operator (``A``, ``A_adjoint``, ``norm_squared``).
         regularizer: A :class:`~otgrad.inverse.ConvexRegularizer` (``value_and_grad``,
             ``lipschitz_bound``).
-        x0: The initial image, shape ``(B, 1, H, W)`` (default :math:`A^\top y`).
+        x0: The initial image, shape ``(B, 1, H, W)`` (default :math:`A^\top y / \|A\|^2`: the
+            measurements themselves for denoising, blur and inpainting, a backprojection
+            brought to the image's scale for tomography).
         max_iter: The maximal number of iterations.
         tol: Stop when every image's relative change falls below ``tol``.
         accelerated: FISTA momentum (``True``) or plain gradient descent (``False``).
@@ -120,10 +122,10 @@ def reconstruct(
                     f"x0 must have the image shape {tuple(ref.shape)} of A^T y, got {tuple(x0.shape)}"
                 )
         x = x.clone()
-        L = (
-            operator.norm_squared(tuple(x.shape[:1]) + tuple(x.shape[1:]))
-            + regularizer.lipschitz_bound()
-        )
+        norm_a = operator.norm_squared(tuple(x.shape))
+        if x0 is None:
+            x = x / max(norm_a, 1e-12)
+        L = norm_a + regularizer.lipschitz_bound()
         step = 1.0 / L
         out = Reconstruction(x=x, step=step)
 
