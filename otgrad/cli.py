@@ -372,6 +372,11 @@ def _inverse(args: argparse.Namespace) -> int:
     unknown = set(tasks) - {"train", "denoise", "ct", "deblur", "convergence", "figures"}
     if unknown:
         raise SystemExit(f"otgrad inverse: unknown tasks {sorted(unknown)}")
+    methods = [m for m in args.methods.split(",") if m]
+    if not methods or set(methods) - {"convex", "tv"}:
+        raise SystemExit(
+            f"otgrad inverse: --methods must be convex and/or tv, got {args.methods!r}"
+        )
     sigmas = [float(s) for s in args.sigmas.split(",")]
     channels = [int(c) for c in args.channels.split(",")]
     q = args.quick
@@ -407,7 +412,6 @@ def _inverse(args: argparse.Namespace) -> int:
     else:
         reg = ConvexRegularizer.pretrained("bsd", sigma=sigmas[0])
     if "denoise" in tasks:
-        methods = args.methods.split(",")
         r = si.run_denoise(
             {"convex_regularizer": reg} if "convex" in methods else {},
             tv="tv" in methods,

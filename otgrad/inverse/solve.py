@@ -46,10 +46,13 @@ class Reconstruction:
     step: float = 0.0
 
 
-def data_fidelity(x: Tensor, y: Tensor, operator: LinearOperator) -> tuple[Tensor, Tensor]:
-    r"""Returns :math:`\frac12\|Ax - y\|^2` per image ``(B,)`` and its gradient :math:`A^\top(Ax - y)`."""
+def data_fidelity(
+    x: Tensor, y: Tensor, operator: LinearOperator, gradient: bool = True
+) -> tuple[Tensor, Tensor | None]:
+    r"""Returns :math:`\frac12\|Ax - y\|^2` per image ``(B,)`` and its gradient :math:`A^\top(Ax - y)`
+    (``None`` without ``gradient``: no adjoint is applied)."""
     r = operator.A(x) - y
-    return 0.5 * (r**2).flatten(1).sum(1), operator.A_adjoint(r)
+    return 0.5 * (r**2).flatten(1).sum(1), (operator.A_adjoint(r) if gradient else None)
 
 
 def relative_change(new: Tensor, old: Tensor) -> float:
@@ -78,7 +81,7 @@ def reconstruct(
         y: The measurements (the shape ``operator.A`` returns for a ``(B, 1, H, W)`` image).
         operator: The forward operator (``A``, ``A_adjoint``, ``norm_squared``).
         regularizer: A :class:`~otgrad.inverse.ConvexRegularizer` (``value_and_grad``,
-            ``lipschitz_bound``).
+            ``value`` for the recorded objective, ``lipschitz_bound``).
         x0: The initial image, shape ``(B, 1, H, W)`` (default :math:`A^\top y / \|A\|^2`: the
             measurements themselves for denoising, blur and inpainting, a backprojection
             brought to the image's scale for tomography).
@@ -132,9 +135,8 @@ def reconstruct(
         def project(z: Tensor) -> Tensor:
             return z if bounds is None else z.clamp(bounds[0], bounds[1])
 
-        def objective(z: Tensor) -> Tensor:
-            value, _ = regularizer.value_and_grad(z, value=True)
-            return data_fidelity(z, y, operator)[0] + value
+        def objective(z: Tensor) -> Tensor:  # values only: no gradient pass, no adjoint
+            return data_fidelity(z, y, operator, gradient=False)[0] + regularizer.value(z)
 
         x = project(x)
         z, t = x, torch.ones(x.shape[0], 1, 1, 1, dtype=x.dtype, device=x.device)

@@ -169,12 +169,22 @@ def _batches(images: list[Tensor]) -> list[list[int]]:
 
 
 def mean_psnr(
-    solve: Callable[[Tensor], Tensor], clean: list[Tensor], noisy: list[Tensor]
+    solve: Callable[..., Tensor],
+    clean: list[Tensor],
+    measured: list[Tensor],
+    starts: list[Tensor] | None = None,
 ) -> float:
-    r"""The mean PSNR of ``solve(noisy)`` against ``clean`` (images of equal size batched)."""
+    r"""The mean PSNR of ``solve(measured)`` against ``clean``.
+
+    Without ``starts``, images of equal size are solved as one batch; with ``starts`` (one
+    initial image each), they are solved one at a time as ``solve(y, start)``.
+    """
+    if starts is not None:
+        values = [psnr(solve(y, z), x) for x, y, z in zip(clean, measured, starts, strict=True)]
+        return float(torch.cat(values).mean())
     values = []
     for idx in _batches(clean):
-        x = solve(torch.cat([noisy[i] for i in idx]))
+        x = solve(torch.cat([measured[i] for i in idx]))
         values.append(psnr(x, torch.cat([clean[i] for i in idx])))
     return float(torch.cat(values).mean())
 
@@ -220,37 +230,24 @@ def tune_strength(
 
     def score(lam: float, mu: float) -> float:
         key = (round(math.log(lam), 6), round(math.log(mu), 6))
-        if key not in cache and x0 is not None:
-            reg.set_strength(lam, mu)
-            values = [
-                float(
-                    psnr(
-                        reconstruct(
-                            y,
-                            operator,
-                            reg,
-                            x0=z,
-                            max_iter=max_iter,
-                            tol=tol,
-                            bounds=bounds,
-                            record=False,
-                        ).x,
-                        x,
-                    )[0]
-                )
-                for x, y, z in zip(clean, measured, x0, strict=True)
-            ]
-            cache[key] = float(np.mean(values))
         if key not in cache:
             reg.set_strength(lam, mu)
             cache[key] = mean_psnr(
-                lambda y: (
+                lambda y, z=None: (
                     reconstruct(
-                        y, operator, reg, max_iter=max_iter, tol=tol, bounds=bounds, record=False
+                        y,
+                        operator,
+                        reg,
+                        x0=z,
+                        max_iter=max_iter,
+                        tol=tol,
+                        bounds=bounds,
+                        record=False,
                     ).x
                 ),
                 clean,
                 measured,
+                x0,
             )
         return cache[key]
 

@@ -92,7 +92,7 @@ def tv_reconstruct(
         out = Reconstruction(x=x, step=tau)
 
         def objective(z: Tensor) -> Tensor:
-            return data_fidelity(z, y, operator)[0] + lmbda * total_variation(z)
+            return data_fidelity(z, y, operator, gradient=False)[0] + lmbda * total_variation(z)
 
         out.objective.append(objective(x))
         for k in range(max_iter):

@@ -295,16 +295,8 @@ def run_ct(
     val_0 = [fbp(y).clamp(0, 1) for y in val_y]
     test_0 = [fbp(y).clamp(0, 1) for y in test_y]
 
-    def mean(solve, xs, ys, x0s=None) -> float:
-        x0s = x0s or [None] * len(xs)
-        return float(
-            np.mean(
-                [
-                    float(psnr(solve(y, z).clamp(0, 1), x))
-                    for x, y, z in zip(xs, ys, x0s, strict=True)
-                ]
-            )
-        )
+    def mean(solve, xs, ys, starts) -> float:  # iterative methods are box-bounded already
+        return mean_psnr(lambda y, z: solve(y, z).clamp(0, 1), xs, ys, starts)
 
     out: dict[str, Any] = {
         "data": source,
@@ -314,7 +306,7 @@ def run_ct(
         "images": len(test),
         "start": "FBP",
     }
-    out["fbp"] = mean(lambda y, z: fbp(y), test_x, test_y)
+    out["fbp"] = mean(lambda y, z: fbp(y), test_x, test_y, test_0)
 
     def tv(lam: float, iterations: int):
         return lambda y, z: (

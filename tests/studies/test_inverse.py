@@ -66,3 +66,5 @@ def test_inverse_cli_quick(data_dir, tmp_path, capsys):
 def test_inverse_cli_rejects_unknown_tasks(tmp_path):
     with pytest.raises(SystemExit):
         main(["inverse", "--tasks", "train,bogus", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="methods"):
+        main(["inverse", "--tasks", "denoise", "--methods", "bm3d", "--out", str(tmp_path)])
