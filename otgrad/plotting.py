@@ -211,6 +211,43 @@ def plot_score_samples(figs: dict, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def plot_flow_densities(figs: dict, path: str | os.PathLike) -> None:
+    r"""Test data, then each flow's density (exp of its exact log-density on a grid) and
+    samples, one column per set.
+
+    Arguments:
+        figs: ``{set: {"data": (n, 2), "box": (x0, x1, y0, y1),
+            model: {"log_density": (m, m), "samples": (n, 2)}}}``.
+        path: The PNG file.
+    """
+    sets = list(figs)
+    models = [k for k in figs[sets[0]] if k not in ("data", "box")]
+    rows = [("data", None)] + [(k, part) for k in models for part in ("density", "samples")]
+    fig, axes = plt.subplots(
+        len(rows), len(sets), figsize=(1.9 * len(sets), 1.9 * len(rows)), squeeze=False
+    )
+    for j, s in enumerate(sets):
+        f = figs[s]
+        box = tuple(float(v) for v in f["box"])
+        for i, (k, part) in enumerate(rows):
+            ax = axes[i, j]
+            if k == "data":
+                _scatter(ax, f["data"], f"{s}: data", "k")
+            elif part == "density":
+                dens = torch.as_tensor(f[k]["log_density"]).exp().numpy()
+                ax.imshow(dens, origin="lower", extent=box, cmap="magma", interpolation="bilinear")
+                ax.set_title(f"{k} density", fontsize=9)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                _scatter(ax, f[k]["samples"], f"{k} samples", "tab:blue")
+            ax.set_xlim(box[0], box[1])
+            ax.set_ylim(box[2], box[3])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def plot_score_densities(figs: dict, path: str | os.PathLike) -> None:
     r"""The learned densities per set: :math:`e^{-E}` normalized on a grid, at the smallest
     noise level (``"log_density"``) and at the small level of :func:`plot_score_fields`

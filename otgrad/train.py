@@ -119,7 +119,9 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     averaged = [p.detach().clone() for p in params] if ema is not None else None
     gen = torch.Generator(device="cpu")
-    gen.manual_seed(seed if seed is not None else torch.seed())
+    # without a seed, draw one from the global generator (never reseed it: torch.seed()
+    # would discard the user's torch.manual_seed)
+    gen.manual_seed(seed if seed is not None else int(torch.randint(2**62, ())))
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     sched = None
     if schedule == "cosine":

@@ -257,7 +257,9 @@ class ScoreModel:
         check_positive_int(n=n, steps=steps)
         if method not in SAMPLERS:
             raise ValueError(f"method must be one of {SAMPLERS}, got {method!r}")
-        gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+        gen = torch.Generator().manual_seed(
+            seed if seed is not None else int(torch.randint(2**62, ()))
+        )
         sch = self.schedule
         std = sch.prior_std(1.0)
         x = std * torch.randn(n, self.n_features_in_, generator=gen, dtype=self.dtype)

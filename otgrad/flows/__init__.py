@@ -1,0 +1,11 @@
+r"""Convex potential flows: normalizing flows whose blocks are strongly convex mGradNets.
+
+The log-density needs :math:`\log\det` of each block's Jacobian, which for an mGradNet is
+available in closed form (a symmetric positive definite matrix, or its matrix-vector
+product); sampling inverts each block by Newton's method on a strongly convex problem.
+"""
+
+from .actnorm import ActNorm
+from .flow import LOGDETS, NETS, ConvexPotentialFlow, FlowDistribution
+
+__all__ = ["ActNorm", "ConvexPotentialFlow", "FlowDistribution", "NETS", "LOGDETS"]
