@@ -26,6 +26,7 @@ import sys
 import time
 
 import torch
+from _common import keep_freed_memory
 from torch import nn
 
 from otgrad.nn import ICNN, GradNetC, validation
@@ -204,14 +205,8 @@ def quadrature_accuracy(scales, nodes_list, device):
     return rows
 
 
-_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "17179869184", "MALLOC_TRIM_THRESHOLD_": "17179869184"}
-
-
 def main():
-    # glibc returns large freed blocks to the OS, so every step page-faults its tensors
-    # back in; on VMs that dominates and varies. Keep freed memory (set before start-up).
-    if any(os.environ.get(k) != v for k, v in _MALLOC.items()):
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_MALLOC})
+    keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true")

@@ -425,7 +425,8 @@ def flows_section():
             f"Command: `{toy['command']}`. {p['n_train']} training and {p['n_test']} test "
             f"samples per set; both flows trained by `otgrad.train.fit` for {p['steps']} Adam "
             f"steps of {p['batch_size']} (learning rate {p['lr']}), seed {p['seed']}, one "
-            "thread per fit, fits in parallel processes on a 16-core machine. CP-Flow: "
+            f"thread per fit, {p.get('workers', 2)} fits side by side on "
+            f"{p.get('machine', 'a 16-core machine')}. CP-Flow: "
             f"`ConvexPotentialFlow(2, **{p['cpflow']})`, {params.get('cpflow')} parameters; "
             f"NSF: zuko `NSF(2, transforms={p['nsf']['transforms']}, "
             f"hidden_features={tuple(p['nsf']['hidden'])}, bins={p['nsf']['bins']})` on "
@@ -447,7 +448,38 @@ def flows_section():
                 "",
             ]
         lines += ["![toy densities](flows/flows_toy2d.png)", ""]
+    ablation = {
+        beta: json.loads((folder / f"flows_toy2d_beta{beta}.json").read_text())
+        for beta in (1, 20)
+        if (folder / f"flows_toy2d_beta{beta}.json").exists()
+    }
+    mix_beta1 = folder / "flows_mixture_beta1.json"
+    if len(ablation) == 2:
+        rows = {b: {r["set"]: r for r in a["rows"]} for b, a in ablation.items()}
+        lines += [
+            "### Softmax sharpness: the initial β of the modules",
+            "",
+            "The same flows, started with β = 1 (GradNetM's default, tuned for fields on the "
+            f"unit square) and β = 20 (the flow's default), {ablation[1]['protocol']['steps']} "
+            f"steps each. Commands: `{ablation[1]['command']}` and `{ablation[20]['command']}`.",
+            "",
+            "| set | NLL β = 1 | NLL β = 20 | far samples β = 1 | far samples β = 20 |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for s in rows[1]:
+            a, b = rows[1][s], rows[20].get(s)
+            if b is None:
+                continue
+            lines.append(
+                f"| {s} | {a['nll']:.3f} | {b['nll']:.3f} | {a.get('far_samples', '')} | "
+                f"{b.get('far_samples', '')} |"
+            )
+        lines.append("")
     mix = results.get("mixture")
+    if mix and mix_beta1.exists():  # the β = 1 flow of the ablation as an extra row
+        extra = json.loads(mix_beta1.read_text())
+        mix = dict(mix, rows=mix["rows"] + [dict(r, model="cpflow, β = 1") for r in extra["rows"]])
+        mix["command"] += f"`; β = 1: `{extra['command']}"
     if mix:
         p = mix["protocol"]
         lines += [
@@ -457,7 +489,9 @@ def flows_section():
             "and covariances (`otgrad.studies.flows.gaussian_mixture`); "
             f"{p['n_train']} training and {p['n_test']} test samples, {p['steps']} steps of "
             f"{p['batch_size']}. The true entropy is the NLL of the true density on the same "
-            "test points.",
+            "test points. "
+            + "; ".join(f"{r['model']}: `{r['config']}`" for r in mix["rows"])
+            + ".",
             "",
             report({"mixture": mix}),
         ]

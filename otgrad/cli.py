@@ -279,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fl.add_argument("--net", default=None, help="block network: modular, cascade, single")
     fl.add_argument("--hidden", type=int, default=None, help="block width")
     fl.add_argument("--layers", type=int, default=None, help="modules or cascade layers")
+    fl.add_argument(
+        "--beta", type=_positive_float, default=None, help="softmax inverse temperature (20)"
+    )
     fl.add_argument("--mixture-dim", type=int, default=16)
     fl.add_argument("--workers", type=int, default=2, help="parallel processes")
     fl.add_argument("--seed", type=int, default=0)
@@ -513,13 +516,29 @@ def _inverse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save_task(args: argparse.Namespace, result: dict, name: str) -> dict:
+    """Stamps ``result`` with the command line and writes it as JSON to ``args.out/name``."""
+    from .studies.ot_maps import save_json
+
+    result["command"] = "otgrad " + " ".join(args.argv)
+    save_json(result, os.path.join(args.out, name))
+    return result
+
+
+def _write_report(out: str, text: str) -> None:
+    """Writes the markdown tables to ``out/results.md`` and prints them."""
+    with open(os.path.join(out, "results.md"), "w") as fh:
+        fh.write(text)
+    print(text)
+
+
 def _flows(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .data.toy2d import TOY2D
+    from .flows import NETS
     from .plotting import plot_flow_densities
     from .studies import flows as sf
-    from .studies import ot_maps as om
 
     tasks = [t for t in args.tasks.split(",") if t]
     unknown = set(tasks) - {"toy2d", "mixture"}
@@ -530,6 +549,8 @@ def _flows(args: argparse.Namespace) -> int:
     bad = [s for s in sets if s not in TOY2D] + [m for m in models if m not in sf.MODELS]
     if bad:
         raise SystemExit(f"otgrad flows: unknown sets or models {bad}")
+    if args.net is not None and args.net not in NETS:
+        raise SystemExit(f"otgrad flows: --net must be one of {NETS}, got {args.net!r}")
     if "nsf" in models:
         import importlib.util
 
@@ -544,7 +565,7 @@ def _flows(args: argparse.Namespace) -> int:
             raise SystemExit(f"otgrad flows: --{name.replace('_', '-')} must be positive")
     overrides = {
         k: getattr(args, k)
-        for k in ("blocks", "net", "hidden", "layers")
+        for k in ("blocks", "net", "hidden", "layers", "beta")
         if getattr(args, k) is not None
     }
     os.makedirs(args.out, exist_ok=True)
@@ -578,13 +599,8 @@ def _flows(args: argparse.Namespace) -> int:
                 dim=args.mixture_dim, models=models, steps=args.steps, quick=args.quick,
                 cpflow=overrides, workers=args.workers, seed=args.seed,
             )  # fmt: skip
-        r["command"] = "otgrad " + " ".join(args.argv)
-        results[task] = r
-        om.save_json(r, os.path.join(args.out, f"flows_{task}.json"))
-    text = sf.report(results)
-    with open(os.path.join(args.out, "results.md"), "w") as fh:
-        fh.write(text)
-    print(text)
+        results[task] = _save_task(args, r, f"flows_{task}.json")
+    _write_report(args.out, sf.report(results))
     return 0
 
 
@@ -593,7 +609,6 @@ def _score(args: argparse.Namespace) -> int:
 
     from .data.toy2d import TOY2D
     from .plotting import plot_score_densities, plot_score_fields, plot_score_samples
-    from .studies import ot_maps as om
     from .studies import score as ss
 
     tasks = [t for t in args.tasks.split(",") if t]
@@ -647,13 +662,8 @@ def _score(args: argparse.Namespace) -> int:
             r = ss.run_mala(quick=args.quick, steps=args.steps or 5000, seed=args.seed)
         else:
             r = ss.run_trace_speed(dims=dims, quick=args.quick, seed=args.seed)
-        r["command"] = "otgrad " + " ".join(args.argv)
-        results[task] = r
-        om.save_json(r, os.path.join(args.out, f"score_{task}.json"))
-    text = ss.report(results)
-    with open(os.path.join(args.out, "results.md"), "w") as fh:
-        fh.write(text)
-    print(text)
+        results[task] = _save_task(args, r, f"score_{task}.json")
+    _write_report(args.out, ss.report(results))
     return 0
 
 
@@ -698,13 +708,8 @@ def _ot_bench(args: argparse.Namespace) -> int:
             )
         else:
             r = om.run_color_transfer(args.out, quick=args.quick)
-        r["command"] = "otgrad " + " ".join(args.argv)
-        results[task] = r
-        om.save_json(r, os.path.join(args.out, f"ot_{task}.json"))
-    text = om.report(results)
-    with open(os.path.join(args.out, "results.md"), "w") as fh:
-        fh.write(text)
-    print(text)
+        results[task] = _save_task(args, r, f"ot_{task}.json")
+    _write_report(args.out, om.report(results))
     print(json.dumps({k: v for k, v in results.get("color", {}).items()}, indent=1))
     return 0
 

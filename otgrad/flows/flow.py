@@ -55,11 +55,13 @@ LOGDETS = ("auto", "exact", "stochastic")
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def _block_net(kind: str, dim: int, hidden: int, layers: int, activation: str | None):
+def _block_net(
+    kind: str, dim: int, hidden: int, layers: int, activation: str | None, beta: float
+) -> GradientNetwork:
     if kind == "cascade":
         return GradNetC(dim, hidden, layers=layers, activation=activation or "tanh")
     if kind == "modular":
-        return GradNetM(dim, hidden, modules=layers, activation=activation or "softmax")
+        return GradNetM(dim, hidden, modules=layers, activation=activation or "softmax", beta=beta)
     return SingleLayerGradNet(dim, hidden, activation=activation or "tanh")
 
 
@@ -81,12 +83,16 @@ class ConvexPotentialFlow(nn.Module):
     Arguments:
         dim: The data dimension :math:`d`.
         blocks: The number of mGradNet blocks :math:`K` (ignored when ``net`` is a list).
-        net: ``"cascade"`` (mGradNet-C, default), ``"modular"`` (mGradNet-M) or ``"single"``
-            (single-layer mGradNet), built with ``hidden`` and ``layers``; or a list of
-            monotone :class:`~otgrad.nn.GradientNetwork` of dimension ``dim``, one per block.
+        net: ``"modular"`` (mGradNet-M with softmax modules, default), ``"cascade"``
+            (mGradNet-C) or ``"single"`` (single-layer mGradNet), built with ``hidden`` and
+            ``layers``; or a list of monotone :class:`~otgrad.nn.GradientNetwork` of
+            dimension ``dim``, one per block.
         hidden: The hidden width of named block networks.
-        layers: The layers of ``"cascade"`` blocks, the modules of ``"modular"`` ones.
+        layers: The modules of ``"modular"`` blocks, the layers of ``"cascade"`` ones.
         activation: The activation of named block networks (their default when ``None``).
+        beta: The initial inverse temperature of ``"modular"`` softmax modules (learned
+            afterwards). Sharp modules matter for densities with holes and edges: see the
+            ablation in ``docs/benchmarks.md`` ("Convex potential flows").
         mu: The strong-convexity modulus of every block (:math:`\nabla^2\psi_k \succeq \mu I`).
         logdet: ``"exact"`` (Cholesky of the closed-form Jacobian), ``"stochastic"``
             (:func:`~otgrad.calculus.logdet_cg` on the closed-form Jacobian-vector product,
@@ -118,11 +124,12 @@ class ConvexPotentialFlow(nn.Module):
         self,
         dim: int,
         blocks: int = 4,
-        net: str | Sequence[GradientNetwork] = "cascade",
+        net: str | Sequence[GradientNetwork] = "modular",
         *,
-        hidden: int = 64,
-        layers: int = 2,
+        hidden: int = 16,
+        layers: int = 24,
         activation: str | None = None,
+        beta: float = 20.0,
         mu: float = 0.01,
         logdet: str = "auto",
         cg_iter: int = 20,
@@ -138,7 +145,10 @@ class ConvexPotentialFlow(nn.Module):
         if isinstance(net, str):
             if net not in NETS:
                 raise ValueError(f"net must be one of {NETS} or a list of networks, got {net!r}")
-            nets = [_block_net(net, dim, hidden, layers, activation) for _ in range(blocks)]
+            nets = [
+                _block_net(net, dim, hidden, layers, activation, _positive_float("beta", beta))
+                for _ in range(blocks)
+            ]
         elif isinstance(net, (list, tuple, nn.ModuleList)):
             nets = list(net)
             if not nets:
