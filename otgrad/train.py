@@ -37,6 +37,7 @@ class History:
     best_val: float = math.inf
     steps: int = 0
     seconds: float = 0.0
+    skipped_steps: int = 0
 
 
 def _check_tensors(data: Sequence[Tensor], name: str) -> list[Tensor]:
@@ -66,6 +67,8 @@ def fit(
     progress: bool | None = None,
     ema: float | None = None,
     on_epoch: Callable[[int, History], None] | None = None,
+    clip_grad: float | None = None,
+    max_bad_steps: int = 10,
 ) -> History:
     r"""Trains ``model`` by minibatch Adam on ``loss_fn(model, *batch)``.
 
@@ -91,6 +94,10 @@ def fit(
             (the standard for score models). Not combined with ``val_data``.
         on_epoch: Called as ``on_epoch(epoch, history)`` after each epoch (e.g. to save a
             checkpoint).
+        clip_grad: Clip the gradients' global norm to this value before each step.
+        max_bad_steps: A step whose loss (or, with ``clip_grad``, gradient norm) is NaN or
+            infinite is skipped, leaving the parameters and the optimizer's state as they
+            were (the last good state); this many in a row raise a ``FloatingPointError``.
 
     Returns:
         The :class:`History` of the run.
@@ -111,6 +118,12 @@ def fit(
         steps_per_epoch = math.ceil(n / batch_size)
     if val_data is not None:
         val_data = _check_tensors(val_data, "val_data")
+    if clip_grad is not None and not (
+        isinstance(clip_grad, (int, float)) and not isinstance(clip_grad, bool) and clip_grad > 0
+    ):
+        raise ValueError(f"clip_grad must be a positive number, got {clip_grad!r}")
+    if isinstance(max_bad_steps, bool) or not isinstance(max_bad_steps, int) or max_bad_steps < 1:
+        raise ValueError(f"max_bad_steps must be a positive integer, got {max_bad_steps!r}")
     if ema is not None:
         if not (isinstance(ema, float) and 0.0 < ema < 1.0):
             raise ValueError(f"ema must be a float in (0, 1), got {ema!r}")
@@ -142,14 +155,32 @@ def fit(
     best_state = None
     start = time.perf_counter()
     bar = tqdm(total=epochs, disable=not show, desc="fit")
-    stop = False
+    stop, bad = False, 0
     for epoch in range(epochs):
         total, count = 0.0, 0
         model.train()
         for batch in batches():
             loss = loss_fn(model, *batch)
+            value = float(loss.detach())
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            ok = math.isfinite(value)
+            if ok:
+                loss.backward()
+                if clip_grad is not None:
+                    norm = torch.nn.utils.clip_grad_norm_(params, clip_grad)
+                    ok = bool(torch.isfinite(norm))
+            if not ok:  # skip the step: parameters and optimizer state stay as they were
+                opt.zero_grad(set_to_none=True)
+                hist.skipped_steps += 1
+                bad += 1
+                if bad >= max_bad_steps:
+                    raise FloatingPointError(
+                        f"{bad} training steps in a row had a non-finite loss or gradient "
+                        f"(last loss {value}) at step {hist.steps}; lower the learning rate, "
+                        "set clip_grad, or check the data"
+                    )
+                continue
+            bad = 0
             opt.step()
             if averaged is not None:
                 with torch.no_grad():
@@ -157,7 +188,7 @@ def fit(
             if sched is not None:
                 sched.step()
             k = batch[0].shape[0]
-            total += float(loss.detach()) * k
+            total += value * k
             count += k
             hist.steps += 1
             if time_limit is not None and time.perf_counter() - start > time_limit:

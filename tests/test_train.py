@@ -76,3 +76,46 @@ def test_ema_loads_the_average_of_the_iterates():
         fit(net, loss, (x, y), ema=1.5)
     with pytest.raises(ValueError, match="val_data"):
         fit(net, loss, (x, y), ema=0.9, val_data=(x, y))
+
+
+def test_non_finite_steps_are_skipped_and_leave_the_state_untouched():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 2), torch.randn(64, 2)
+    net = GradNetC(2, 4)
+    calls = {"n": 0}
+    snapshots = []
+
+    def flaky(m, xb, yb):
+        calls["n"] += 1
+        loss = mse(m, xb, yb)
+        if calls["n"] in (3, 4):  # two bad steps in a row
+            snapshots.append([p.detach().clone() for p in m.parameters()])
+            return loss * float("nan")
+        return loss
+
+    hist = fit(net, flaky, (x, y), epochs=1, batch_size=8, seed=0)
+    assert hist.skipped_steps == 2 and hist.steps == 6
+    # the skipped steps changed nothing: the state before step 4 is the state before step 3
+    assert all(torch.equal(a, b) for a, b in zip(*snapshots, strict=True))
+    assert all(bool(torch.isfinite(p).all()) for p in net.parameters())
+
+    with pytest.raises(FloatingPointError, match="3 training steps in a row"):
+        fit(net, lambda m, xb, yb: mse(m, xb, yb) * float("inf"), (x, y), max_bad_steps=3)
+
+
+def test_clip_grad_bounds_the_update():
+    torch.manual_seed(0)
+    x = torch.randn(64, 2)
+    net = GradNetC(2, 4)
+    before = [p.detach().clone() for p in net.parameters()]
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    fit(net, lambda m, xb: 1e6 * mse(m, xb, 0 * xb), (x,), epochs=1, batch_size=64,
+        optimizer=opt, clip_grad=0.5)  # fmt: skip
+    step = torch.cat(
+        [(p.detach() - b).flatten() for p, b in zip(net.parameters(), before, strict=True)]
+    )
+    assert float(step.norm()) == pytest.approx(0.5, rel=1e-4)
+    with pytest.raises(ValueError, match="clip_grad"):
+        fit(net, mse, (x, x), clip_grad=0.0)
+    with pytest.raises(ValueError, match="max_bad_steps"):
+        fit(net, mse, (x, x), max_bad_steps=0)
