@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import pickle
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +52,53 @@ def _check_tensors(data: Sequence[Tensor], name: str) -> list[Tensor]:
     return data
 
 
+_FORMAT = "otgrad.fit/1"
+
+
+def _save_state(path, epoch, model, opt, sched, gen, averaged, best_state, hist) -> None:
+    state = {
+        "format": _FORMAT,
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": None if sched is None else sched.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "averaged": averaged,
+        "best_state": best_state,
+        "history": asdict(hist),
+    }
+    tmp = f"{os.fspath(path)}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: an interrupted save leaves the previous checkpoint
+
+
+def _resume(path, model, opt, sched, gen, averaged, hist) -> tuple[int, dict | None]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise ValueError("not a training checkpoint of otgrad.train.fit")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if (sched is None) != (state["scheduler"] is None):
+            raise ValueError("the learning-rate schedule differs from the checkpoint's")
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if (averaged is None) != (state["averaged"] is None):
+            raise ValueError("ema differs from the checkpoint's")
+        if averaged is not None:
+            with torch.no_grad():
+                for a, b in zip(averaged, state["averaged"], strict=True):
+                    a.copy_(b)
+        for k, v in state["history"].items():
+            setattr(hist, k, v)
+        return int(state["epoch"]) + 1, state["best_state"]
+    except (KeyError, TypeError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"cannot resume from {os.fspath(path)!r}: {e}") from e
+
+
 def fit(
     model: nn.Module,
     loss_fn: Callable[..., Tensor],
@@ -69,6 +118,7 @@ def fit(
     on_epoch: Callable[[int, History], None] | None = None,
     clip_grad: float | None = None,
     max_bad_steps: int = 10,
+    checkpoint: str | os.PathLike | None = None,
 ) -> History:
     r"""Trains ``model`` by minibatch Adam on ``loss_fn(model, *batch)``.
 
@@ -98,6 +148,11 @@ def fit(
         max_bad_steps: A step whose loss (or, with ``clip_grad``, gradient norm) is NaN or
             infinite is skipped, leaving the parameters and the optimizer's state as they
             were (the last good state); this many in a row raise a ``FloatingPointError``.
+        checkpoint: A file holding the whole training state (weights, optimizer, schedule,
+            random generators, weight average, best weights, history), written after every
+            epoch. If it exists when ``fit`` starts, training resumes after its last epoch;
+            on CPU the resumed run is bit-identical to an uninterrupted one. Loaded with
+            ``torch.load(weights_only=True)``: it never executes code.
 
     Returns:
         The :class:`History` of the run.
@@ -153,10 +208,13 @@ def fit(
     show = sys.stderr.isatty() if progress is None else progress
     hist = History()
     best_state = None
+    first = 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        first, best_state = _resume(checkpoint, model, opt, sched, gen, averaged, hist)
     start = time.perf_counter()
-    bar = tqdm(total=epochs, disable=not show, desc="fit")
+    bar = tqdm(total=epochs, initial=first, disable=not show, desc="fit")
     stop, bad = False, 0
-    for epoch in range(epochs):
+    for epoch in range(first, epochs):
         total, count = 0.0, 0
         model.train()
         for batch in batches():
@@ -205,6 +263,8 @@ def fit(
                 best_state = copy.deepcopy(model.state_dict())
         bar.update(1)
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3e}")
+        if checkpoint is not None:
+            _save_state(checkpoint, epoch, model, opt, sched, gen, averaged, best_state, hist)
         if on_epoch is not None:
             on_epoch(epoch, hist)
         if stop:

@@ -119,3 +119,47 @@ def test_clip_grad_bounds_the_update():
         fit(net, mse, (x, x), clip_grad=0.0)
     with pytest.raises(ValueError, match="max_bad_steps"):
         fit(net, mse, (x, x), max_bad_steps=0)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode", ["tensors", "sampler"])
+def test_checkpoint_resume_is_bit_identical(tmp_path, mode):
+    x = torch.randn(96, 2, generator=torch.Generator().manual_seed(0))
+    y = x**3
+
+    def noisy(m, xb, yb):  # uses the global generator too, like stochastic estimators
+        return mse(m, xb + 0.01 * torch.randn_like(xb), yb)
+
+    if mode == "tensors":
+        data, extra = (x, y), dict(batch_size=16, val_data=(x, y))
+    else:
+        data = lambda g: [x[idx] for idx in [torch.randint(96, (16,), generator=g)]] + [y[:16]]  # noqa: E731
+        extra = dict(steps_per_epoch=5, ema=0.9)
+
+    def run(path=None, stop_after=None):
+        torch.manual_seed(3)
+        net = GradNetC(2, 4)
+
+        def hook(epoch, hist):
+            if stop_after is not None and epoch == stop_after:
+                raise _Interrupt
+
+        fit(net, noisy, data, epochs=5, lr=0.01, schedule="cosine", seed=1,
+            checkpoint=path, on_epoch=hook, **extra)  # fmt: skip
+        return net
+
+    reference = run()
+    path = tmp_path / "state.pt"
+    with pytest.raises(_Interrupt):
+        run(path, stop_after=1)
+    torch.manual_seed(123)  # the global generator is restored from the checkpoint
+    resumed = run(path)
+    for p, q in zip(reference.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot resume"):
+        run(path)
