@@ -42,7 +42,7 @@ from torch.distributions import Distribution, constraints
 from .. import calculus, io
 from ..data.samples import as_samples
 from ..nn import GradientNetwork, GradNetC, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
-from ..nn.base import check_input, check_positive_int
+from ..nn.base import check_input, check_positive_int, check_positive_number
 from ..train import History, fit
 from .actnorm import ActNorm
 
@@ -63,14 +63,6 @@ def _block_net(
     if kind == "modular":
         return GradNetM(dim, hidden, modules=layers, activation=activation or "softmax", beta=beta)
     return SingleLayerGradNet(dim, hidden, activation=activation or "tanh")
-
-
-def _positive_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be positive and finite, got {value!r}")
-    return float(value)
 
 
 @io.register
@@ -138,15 +130,17 @@ class ConvexPotentialFlow(nn.Module):
     ):
         super().__init__()
         check_positive_int(dim=dim, blocks=blocks, hidden=hidden, layers=layers, cg_iter=cg_iter)
-        self.mu = _positive_float("mu", mu)
-        self.cg_tol = _positive_float("cg_tol", cg_tol)
+        self.mu = check_positive_number("mu", mu)
+        self.cg_tol = check_positive_number("cg_tol", cg_tol)
         if logdet not in LOGDETS:
             raise ValueError(f"logdet must be one of {LOGDETS}, got {logdet!r}")
         if isinstance(net, str):
             if net not in NETS:
                 raise ValueError(f"net must be one of {NETS} or a list of networks, got {net!r}")
             nets = [
-                _block_net(net, dim, hidden, layers, activation, _positive_float("beta", beta))
+                _block_net(
+                    net, dim, hidden, layers, activation, check_positive_number("beta", beta)
+                )
                 for _ in range(blocks)
             ]
         elif isinstance(net, (list, tuple, nn.ModuleList)):
@@ -378,7 +372,7 @@ class ConvexPotentialFlow(nn.Module):
         """
         x, _ = as_samples(X, "X", dim=self.dim, min_samples=2)
         check_positive_int(steps=steps, batch_size=batch_size)
-        _positive_float("lr", lr)
+        check_positive_number("lr", lr)
         if not (isinstance(val_fraction, float) and 0.0 <= val_fraction < 1.0):
             raise ValueError(f"val_fraction must be a float in [0, 1), got {val_fraction!r}")
         dtype, device = self._meta()

@@ -17,6 +17,7 @@ References:
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -32,6 +33,7 @@ __all__ = [
     "validation",
     "check_input",
     "check_positive_int",
+    "check_positive_number",
     "orthogonal_weight",
     "alternating_signs",
     "positive",
@@ -72,6 +74,16 @@ def check_positive_int(**values: Any) -> None:
     for name, v in values.items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def check_positive_number(name: str, value: Any) -> float:
+    r"""Returns ``value`` as a float; a ``ValueError`` naming ``name`` unless it is a
+    positive finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
 
 
 def check_input(

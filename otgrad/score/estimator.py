@@ -14,11 +14,11 @@ from torch import Tensor
 
 from .. import io
 from ..data.samples import as_samples, scalar_standardization, standardization_from_metadata
-from ..nn.base import check_positive_int
+from ..nn.base import check_positive_int, check_positive_number
 from ..train import History, fit
 from .losses import score_matching_loss
 from .models import NoiseConditionalScore, build_score_model
-from .schedules import NoiseSchedule, VESchedule, check_positive_number, make_schedule
+from .schedules import NoiseSchedule, VESchedule, make_schedule
 from .sde import (
     annealed_langevin,
     grid_log_prob,

@@ -24,17 +24,9 @@ import math
 import torch
 from torch import Tensor
 
+from ..nn.base import check_positive_number
+
 __all__ = ["NoiseSchedule", "VESchedule", "VPSchedule", "make_schedule"]
-
-
-def check_positive_number(name: str, value: float) -> float:
-    r"""Returns ``value`` as a float; a ``ValueError`` naming ``name`` unless it is a
-    positive finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
 
 
 class NoiseSchedule:

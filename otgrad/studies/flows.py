@@ -84,9 +84,9 @@ class NSFModel(nn.Module):
         return self.flow().log_prob((x - self.mean) / self.std) - self.std.log().sum()
 
     def sample(self, n: int, *, seed: int | None = None) -> torch.Tensor:
-        if seed is not None:
-            torch.manual_seed(seed)
-        with torch.no_grad():
+        with torch.random.fork_rng(), torch.no_grad():  # zuko samples from the global RNG
+            if seed is not None:
+                torch.manual_seed(seed)
             return self.flow().sample((n,)) * self.std + self.mean
 
 
