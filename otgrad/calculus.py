@@ -17,6 +17,7 @@ Everything here works on plain callables and tensors, so the architectures in
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from functools import lru_cache
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "full_precision",
     "gauss_legendre",
     "integrate_0_to",
     "line_integral_potential",
@@ -40,6 +42,30 @@ __all__ = [
 
 
 @lru_cache(maxsize=32)
+def full_precision(fn: Callable) -> Callable:
+    r"""Runs ``fn`` with :func:`torch.autocast` disabled (on CPU and CUDA).
+
+    Log-determinants, Newton inverses and iterative solvers lose their accuracy in
+    bfloat16 or float16, so they always run in the dtype of their inputs, even when the
+    caller trains under mixed precision.
+
+    Example:
+        >>> f = full_precision(lambda a: a @ a)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     f(torch.ones(2, 2)).dtype
+        torch.float32
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda"):
+            with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+                return fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _leggauss(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.legendre.leggauss(n)
 
@@ -149,6 +175,8 @@ def _batched_cg(
     return x
 
 
+@torch.compiler.disable  # data-dependent stopping: run eagerly inside compiled code
+@full_precision
 def invert(
     forward: Callable[[Tensor], Tensor],
     y: Tensor,
@@ -276,6 +304,7 @@ def invert(
     return x
 
 
+@full_precision
 def logdet_cg(
     matvec: Callable[[Tensor], Tensor], probes: Tensor, tol: float = 1e-4, max_iter: int = 50
 ) -> tuple[Tensor, Tensor]:

@@ -86,10 +86,12 @@ class ConvexPotentialFlow(nn.Module):
             afterwards). Sharp modules matter for densities with holes and edges: see the
             ablation in ``docs/benchmarks.md`` ("Convex potential flows").
         mu: The strong-convexity modulus of every block (:math:`\nabla^2\psi_k \succeq \mu I`).
-        logdet: ``"exact"`` (Cholesky of the closed-form Jacobian), ``"stochastic"``
+        logdet: ``"exact"`` (the closed-form Jacobian's log-det: Cholesky, or the
+            determinant lemma on :math:`R \times R` matrices when a block's rank bound
+            :math:`R` is below :math:`d`), ``"stochastic"``
             (:func:`~otgrad.calculus.logdet_cg` on the closed-form Jacobian-vector product,
             when gradients are tracked; exact otherwise) or ``"auto"`` (exact up to
-            ``d = 128``).
+            ``d = 128`` and for blocks with :math:`R < d`).
         cg_iter: The conjugate-gradient (Lanczos) steps of the stochastic estimator.
         cg_tol: Its relative residual tolerance.
         linear: Add a learned positive semidefinite linear map to each block (a linear
@@ -197,9 +199,8 @@ class ConvexPotentialFlow(nn.Module):
 
     def _block_logdet(self, block: StronglyConvex, x: Tensor, stochastic: bool):
         f, s = block._evaluate(x, True)
-        if not stochastic:
-            chol, _ = torch.linalg.cholesky_ex(s.dense())
-            return f, 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        if not stochastic or (self.logdet_mode == "auto" and s.rank_bound() < self.dim):
+            return f, s.logdet()[0]
         v = torch.randint(0, 2, x.shape, device=x.device).to(x.dtype) * 2 - 1
         est, w = calculus.logdet_cg(s.matvec, v, self.cg_tol, self.cg_iter)
         surrogate = (w * s.matvec(v)).sum(-1)

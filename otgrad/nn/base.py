@@ -238,8 +238,16 @@ class GradientNetwork(nn.Module):
             return s.trace()
         return self._autograd_jacobian(x).diagonal(dim1=-2, dim2=-1).sum(-1)
 
+    @calculus.full_precision
     def logdet(self, x: Tensor) -> Tensor:
-        r"""Returns :math:`\log\det J(x)`, shape ``(*)``, by a Cholesky factorization.
+        r"""Returns :math:`\log\det J(x)`, shape ``(*)``.
+
+        When :math:`J = \mu I + F C F^\top` with :math:`\mu > 0` and fewer than :math:`d`
+        columns in :math:`F` (e.g. a narrow network wrapped in
+        :class:`~otgrad.nn.StronglyConvex`), by the matrix determinant lemma on
+        :math:`R \times R` matrices, without forming :math:`J`
+        (:meth:`~otgrad.nn.structure.StructuredJacobian.logdet`); otherwise by a Cholesky
+        factorization of :math:`J`.
 
         Raises:
             ValueError: If the network is not monotone (its Jacobian need not be PSD),
@@ -252,15 +260,19 @@ class GradientNetwork(nn.Module):
                 "has monotone=False, so its Jacobian need not be positive definite"
             )
         x = self._check(x)
-        jac = self._dense_jacobian(x)
-        chol, info = torch.linalg.cholesky_ex(jac)
-        if not _traced(x) and bool((info > 0).any()):
+        _, s = self._structure(x)
+        if s is not None:
+            value, ok = s.logdet()
+        else:
+            chol, info = torch.linalg.cholesky_ex(self._dense_jacobian(x))
+            value, ok = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1), info == 0
+        if not _traced(x) and not bool(ok.all()):
             raise ValueError(
-                f"the Jacobian is singular (not positive definite) at {int((info > 0).sum())} "
+                f"the Jacobian is singular (not positive definite) at {int((~ok).sum())} "
                 "of the points; wrap the network in StronglyConvex(net, mu) to make it "
                 "positive definite"
             )
-        return 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return value
 
     def lipschitz_bound(self) -> float:
         r"""Returns an upper bound on :math:`\sup_x \|J(x)\|_2` (``inf`` if unbounded).
