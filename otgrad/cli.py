@@ -321,7 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "map",
         help="fit a transport map between two sample files, or apply a saved one",
         description="Fit the optimal transport map from SOURCE to TARGET (.npy or .csv, "
-        "n x d) and save it, or apply a saved map to new points.",
+        "n x d) and save it, or apply a saved map to new points. Data-parallel on several "
+        "processes or GPUs with: torchrun --nproc_per_node=N -m otgrad.cli map ...",
     )
     mp.add_argument("source", nargs="?", help="source samples (.npy or .csv)")
     mp.add_argument("target", nargs="?", help="target samples (.npy or .csv)")
@@ -330,6 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mp.add_argument("--apply", default=None, help="points to transport with --load")
     mp.add_argument("--output", default=None, help="where to write the transported points")
     mp.add_argument("--steps", type=int, default=2000)
+    mp.add_argument(
+        "--batch-size", type=int, default=1024, help="the global batch (split over processes)"
+    )
+    mp.add_argument("--compile", action="store_true", help="torch.compile the training step")
     mp.add_argument("--seed", type=int, default=0)
     mp.add_argument("--device", default=None)
     args = parser.parse_args(argv)
@@ -752,11 +757,22 @@ def _map(args: argparse.Namespace) -> int:
         return 0
     if args.source is None or args.target is None:
         raise SystemExit("otgrad map: give SOURCE and TARGET files (or --load and --apply)")
+    from .train import init_distributed, is_main_process
+
     X, Y = _read_points(args.source, "SOURCE"), _read_points(args.target, "TARGET")
+    init_distributed()  # under torchrun: data-parallel fit, rank 0 reports and saves
     try:
-        est = BrenierMap(steps=args.steps, seed=args.seed, device=args.device).fit(X, Y)
+        est = BrenierMap(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device,
+            compile=args.compile,
+        ).fit(X, Y)
     except (TypeError, ValueError) as e:
         raise SystemExit(f"otgrad map: {e}") from e
+    if not is_main_process():
+        return 0
     TX = est.transform(X)
     k = min(2000, len(X), len(Y))
     rng = np.random.default_rng(0)

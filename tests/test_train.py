@@ -16,7 +16,7 @@ def test_fit_decreases_the_loss_and_keeps_the_best_weights():
     x = torch.randn(512, 2)
     y = 3 * x
     net = GradNetC(2, 8)
-    before = float(mse(net, x, y))
+    before = float(mse(net, x, y).detach())
     hist = fit(net, mse, (x, y), epochs=20, batch_size=64, lr=0.01, val_data=(x, y), seed=0)
     assert hist.best_val == min(hist.val_loss)
     assert float(mse(net, x, y)) == pytest.approx(hist.best_val, rel=1e-5)
@@ -163,3 +163,54 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, mode):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot resume"):
         run(path)
+
+
+def test_compiled_step_matches_eager():
+    x = torch.randn(256, 3, generator=torch.Generator().manual_seed(0))
+    y = x**3
+    states = []
+    for compile in (False, True):
+        torch.manual_seed(0)
+        net = GradNetC(3, 8)
+        hist = fit(net, mse, (x, y), epochs=2, batch_size=64, lr=1e-2, seed=0, compile=compile)
+        states.append((net.state_dict(), hist.train_loss))
+    (eager, loss_e), (compiled, loss_c) = states
+    assert loss_c == pytest.approx(loss_e, rel=1e-5)
+    for k in eager:
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-5, msg=k)
+    with pytest.raises(TypeError, match="compile"):
+        fit(GradNetC(3, 4), mse, (x, y), compile=1)
+
+
+def test_bfloat16_autocast_trains_in_float32_and_keeps_logdet_and_inverse_exact():
+    from otgrad.nn import GradNetM, StronglyConvex
+
+    torch.manual_seed(0)
+    x = torch.randn(512, 3)
+    y = 2 * x + torch.tanh(x)
+    net = StronglyConvex(GradNetM(3, 8, 4), 0.1)
+    before = float(mse(net, x, y).detach())
+    hist = fit(
+        net, mse, (x, y), epochs=5, batch_size=128, lr=1e-2, seed=0, autocast=torch.bfloat16
+    )
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert hist.train_loss[-1] < 0.5 * before
+    # the forward pass really ran in bfloat16 ...
+    with torch.no_grad():
+        y = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = net(x)
+            logdet, inverse = net.logdet(x), net.inverse(y)
+        assert float((low.float() - y).abs().max()) > 1e-4
+        # ... but log-determinants and inverses did not
+        torch.testing.assert_close(logdet, net.logdet(x))
+        torch.testing.assert_close(inverse, net.inverse(y))
+    with pytest.raises(ValueError, match="autocast"):
+        fit(net, mse, (x, y), autocast=torch.float16)
+
+
+def test_batches_move_to_the_model_device_and_device_moves_the_model():
+    x = torch.randn(64, 2)
+    net = GradNetC(2, 4).double()
+    fit(net.float(), mse, (x, 2 * x), epochs=1, batch_size=32, device="cpu", seed=0)
+    assert next(net.parameters()).device.type == "cpu"

@@ -22,7 +22,7 @@ from .. import io
 from ..data.samples import as_samples, scalar_standardization, standardization_from_metadata
 from ..nn import GradientNetwork, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
 from ..nn.base import unconstrain
-from ..train import History, fit
+from ..train import History, default_device, fit
 from .gaussian import GaussianMap
 from .losses import MongeAmpere, SemiDual, barycentric_loss, emd_loss, sinkhorn_loss
 
@@ -121,9 +121,20 @@ class BrenierMap:
             keeps its last point as the next warm start, so most converge in one or two.
         time_limit: Stops training after this many seconds.
         dtype: The network's dtype (``torch.float32`` or ``torch.float64``).
-        device: Where to train (default: CUDA if available, else CPU).
+        device: Where to train (default: the CUDA device ``LOCAL_RANK`` if CUDA is
+            available, else CPU; see :func:`~otgrad.train.default_device`).
         seed: Seeds the network's initialization and the minibatches.
         progress: Show a progress bar (default: when stderr is a terminal).
+        compile: Compile the training step's loss and backward with
+            :func:`torch.compile` (a string is the compile mode); see
+            :func:`otgrad.train.fit`.
+
+    Under ``torchrun --nproc_per_node=N`` the fit is data-parallel
+    (:func:`otgrad.train.fit`): every process draws the same ``batch_size`` samples and
+    trains on its :math:`1/N` share. For the semi-dual this is the single-process fit
+    with the same batch, except that each process warm-starts only the conjugate points
+    it visited; the minibatch losses (``"sinkhorn"``, ``"emd"``, ``"barycentric"``)
+    couple each process's share with its share of the target batch.
 
     Attributes:
         net_: The fitted network (in scaled coordinates).
@@ -161,6 +172,7 @@ class BrenierMap:
         device: str | torch.device | None = None,
         seed: int | None = None,
         progress: bool | None = None,
+        compile: bool | str = False,
     ):
         if net is not None:
             if not isinstance(net, GradientNetwork):
@@ -191,10 +203,8 @@ class BrenierMap:
         self.net, self.loss, self.init = net, loss, init
         self.steps, self.batch_size, self.lr, self.epsilon = steps, batch_size, lr, epsilon
         self.time_limit, self.dtype, self.seed, self.progress = time_limit, dtype, seed, progress
-        self.inverse_steps = inverse_steps
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.inverse_steps, self.compile = inverse_steps, compile
+        self.device = torch.device(device) if device is not None else default_device()
 
     # ------------------------------------------------------------------ scaling
     def _scaled(self, t: Tensor, which: str) -> Tensor:
@@ -283,6 +293,7 @@ class BrenierMap:
             seed=self.seed,
             time_limit=self.time_limit,
             progress=self.progress,
+            compile=self.compile,
         )
         self.fit_seconds_ = time.perf_counter() - start
         self.net_ = net

@@ -15,7 +15,7 @@ from torch import Tensor
 from .. import io
 from ..data.samples import as_samples, scalar_standardization, standardization_from_metadata
 from ..nn.base import check_positive_int, check_positive_number
-from ..train import History, fit
+from ..train import History, default_device, fit
 from .losses import score_matching_loss
 from .models import NoiseConditionalScore, build_score_model
 from .schedules import NoiseSchedule, VESchedule, make_schedule
@@ -118,9 +118,7 @@ class ScoreModel:
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
         self.steps, self.batch_size, self.lr, self.ema = steps, batch_size, float(lr), ema
         self.time_limit, self.dtype, self.seed, self.progress = time_limit, dtype, seed, progress
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = torch.device(device) if device is not None else default_device()
 
     # ------------------------------------------------------------------ scaling
     def _to_model(self, t: Tensor) -> Tensor:
