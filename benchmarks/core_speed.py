@@ -2,9 +2,12 @@
 
 1. ``jacobian_trace`` and ``logdet`` of an mGradNet-C: closed form (otgrad) against
    autograd (``torch.func.jacrev`` of the forward, then trace / Cholesky), d = 2..256.
-2. One Adam step (MSE to a target field, batch 4096) of mGradNet-C against an
-   unconstrained MLP vector field and an ICNN trained through its input gradient
-   (double backward), at equal parameter counts (about 1024 d), d = 32 and 256.
+2. One Adam step (MSE to a target field, batch 4096) of mGradNet-C and mGradNet-M
+   against an unconstrained MLP vector field and an ICNN trained through its input
+   gradient (double backward), at equal parameter counts (about 1024 d), d = 2, 32, 256
+   and 1024, eager and under ``torch.compile``; with the matrix-product FLOPs of each
+   step (``torch.utils.flop_counter``) and the arithmetic floor they imply at the
+   device's measured matrix-product rate.
 3. Accuracy of GradNetC's quadrature potential (relative error of grad psi vs forward).
 
 Usage::
@@ -20,35 +23,14 @@ import argparse
 import json
 import math
 import os
-import platform
-import statistics
 import sys
-import time
 
 import torch
-from _common import keep_freed_memory
+from _common import device_name, keep_freed_memory, timeit
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from otgrad.nn import ICNN, GradNetC, validation
-
-
-def timeit(fn, device, repeats=7, min_time=0.2):
-    """Median wall time of fn() in ms, after a warm-up, synchronizing CUDA."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            sync()
-            el = time.perf_counter() - t0
-            if el >= min_time / repeats or n >= 50:
-                break
-        times.append(el / n * 1e3)
-    return statistics.median(times)
+from otgrad.nn import ICNN, GradNetC, GradNetM, validation
 
 
 def cascade_width(d: int, budget: int) -> int:
@@ -66,6 +48,26 @@ def icnn_width(d: int, budget: int) -> int:
     # ICNN(2 layers): 2 (d h + h) + h^2 + h + d + 1
     b = 2 * d + 3
     return max(4, round((-b + math.sqrt(b * b + 4 * (budget - d - 1))) / 2))
+
+
+def modular_width(d: int, budget: int, modules: int = 8) -> int:
+    # GradNetM(softmax): M (h d + h + 2) + d parameters
+    return max(2, round((budget - d - 2 * modules) / (modules * (d + 1))))
+
+
+def gemm_rate(device, dtype, n=2048) -> float:
+    """The measured matrix-product rate (FLOP/s) of an n x n x n product."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    ms = timeit(lambda: a @ b, device, min_time=0.5)
+    return 2 * n**3 / (ms * 1e-3)
+
+
+def step_flops(step) -> int:
+    """Matrix-product FLOPs (forward and backward) of one training step."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
 
 
 def nparams(m):
@@ -100,7 +102,9 @@ def adam_step(model, x, y, compile=False):
     def loss_fn(x, y):
         return ((model(x) - y) ** 2).sum(-1).mean()
 
-    loss_fn = torch.compile(loss_fn) if compile else loss_fn
+    if compile:
+        torch._dynamo.reset()  # a fresh cache per model: no recompilation limit, no reuse
+        loss_fn = torch.compile(loss_fn)
 
     def step():
         loss = loss_fn(x, y)
@@ -152,13 +156,17 @@ class MLPField(nn.Sequential):
         super().__init__(nn.Linear(d, h), nn.Tanh(), nn.Linear(h, h), nn.Tanh(), nn.Linear(h, d))
 
 
-def training_bench(dims, batch, device, dtype, compile=False):
+MODELS = ("mGradNet-C", "mGradNet-M", "MLP field", "ICNN gradient")
+
+
+def training_bench(dims, batch, device, dtype, compile=False, rate=None):
     rows = []
     for d in dims:
         budget = 1024 * d
         torch.manual_seed(0)
         models = {
             "mGradNet-C": GradNetC(d, cascade_width(d, budget)),
+            "mGradNet-M": GradNetM(d, modular_width(d, budget), 8),
             "MLP field": MLPField(d, mlp_width(d, budget)),
             "ICNN gradient": ICNN(d, icnn_width(d, budget), layers=2),
         }
@@ -171,16 +179,21 @@ def training_bench(dims, batch, device, dtype, compile=False):
 
             with validation(False):
                 row[name] = timeit(step, device)
+                if rate is not None and not compile:
+                    flops = step_flops(step)
+                    row[f"{name} GFLOP"] = flops / 1e9
+                    row[f"{name} floor ms"] = flops / rate * 1e3
             row[f"{name} params"] = nparams(model)
+            del step, model
         row["C / MLP"] = row["mGradNet-C"] / row["MLP field"]
         row["C / ICNN"] = row["mGradNet-C"] / row["ICNN gradient"]
+        row["M / MLP"] = row["mGradNet-M"] / row["MLP field"]
+        row["M / ICNN"] = row["mGradNet-M"] / row["ICNN gradient"]
         rows.append(row)
         print(
-            f"d={d:4d}  step ms: mGradNet-C {row['mGradNet-C']:.2f} "
-            f"({row['mGradNet-C params']} p), MLP {row['MLP field']:.2f} "
-            f"({row['MLP field params']} p), ICNN {row['ICNN gradient']:.2f} "
-            f"({row['ICNN gradient params']} p);  C/MLP {row['C / MLP']:.2f}, "
-            f"C/ICNN {row['C / ICNN']:.2f}",
+            f"d={d:4d}  step ms: "
+            + ", ".join(f"{k} {row[k]:.2f} ({row[f'{k} params']} p)" for k in MODELS)
+            + f";  C/MLP {row['C / MLP']:.2f}, C/ICNN {row['C / ICNN']:.2f}",
             flush=True,
         )
     return rows
@@ -217,6 +230,11 @@ def main():
         help="comma-separated batch sizes of the calculus section (default 256; 64 with --quick)",
     )
     parser.add_argument(
+        "--train-dims",
+        default=None,
+        help="comma-separated dimensions of the training-step sections (default 2,32,256,1024)",
+    )
+    parser.add_argument(
         "--sections",
         default="calculus,training,quadrature",
         help="comma-separated subset of calculus, training, compiled (torch.compile'd "
@@ -228,12 +246,10 @@ def main():
     if args.quick:
         dims, tdims, cbatch, tbatch = [2, 16], [8], 64, 256
     else:
-        dims, tdims, cbatch, tbatch = [2, 16, 64, 256], [32, 256], 256, 4096
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}", flush=True)
+        dims, tdims, cbatch, tbatch = [2, 16, 64, 256], [2, 32, 256, 1024], 256, 4096
+    if args.train_dims:
+        tdims = [int(d) for d in args.train_dims.split(",")]
+    name = device_name(device)
     results = {
         "device": name,
         "torch": torch.__version__,
@@ -242,7 +258,8 @@ def main():
         + (" --quick" if args.quick else "")
         + (f" --device {args.device}" if args.device != "cpu" else "")
         + (f" --sections {args.sections}" if "--sections" in " ".join(sys.argv) else "")
-        + (f" --calc-batches {args.calc_batches}" if args.calc_batches else ""),
+        + (f" --calc-batches {args.calc_batches}" if args.calc_batches else "")
+        + (f" --train-dims {args.train_dims}" if args.train_dims else ""),
     }
     sections = set(args.sections.split(","))
     unknown = sections - {"calculus", "training", "compiled", "quadrature"}
@@ -254,7 +271,10 @@ def main():
             row for b in batches for row in calculus_bench(dims, b, device, dtype)
         ]
     if "training" in sections:
-        results["training_step"] = training_bench(tdims, tbatch, device, dtype)
+        rate = gemm_rate(device, dtype, 512 if args.quick else 2048)
+        results["gemm_gflops"] = rate / 1e9
+        print(f"matrix-product rate: {rate / 1e9:.1f} GFLOP/s", flush=True)
+        results["training_step"] = training_bench(tdims, tbatch, device, dtype, rate=rate)
     if "compiled" in sections:
         results["training_step_compiled"] = training_bench(
             tdims, tbatch, device, dtype, compile=True

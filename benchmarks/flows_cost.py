@@ -49,7 +49,7 @@ import sys
 import time
 
 import torch
-from _common import keep_freed_memory
+from _common import device_name, keep_freed_memory
 from torch import Tensor
 
 from otgrad import calculus
@@ -345,11 +345,7 @@ def main():
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}", flush=True)
+    name = device_name(device)
     results = {
         "device": name,
         "torch": torch.__version__,

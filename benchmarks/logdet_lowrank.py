@@ -20,34 +20,11 @@ import copy
 import functools
 import json
 import os
-import platform
-import statistics
-import time
 
 import torch
-from _common import keep_freed_memory
+from _common import device_name, keep_freed_memory, timeit
 
 from otgrad.nn import GradNetC, StronglyConvex, validation
-
-
-def timeit(fn, device, repeats=7, min_time=0.2):
-    """Median wall time of fn() in ms, after a warm-up, synchronizing CUDA (as in
-    ``core_speed.py``)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            sync()
-            el = time.perf_counter() - t0
-            if el >= min_time / repeats or n >= 50:
-                break
-        times.append(el / n * 1e3)
-    return statistics.median(times)
 
 
 def dense_logdet(net: StronglyConvex, x: torch.Tensor) -> torch.Tensor:
@@ -112,11 +89,7 @@ def main() -> None:
         dims, hidden, batch = [32, 128], 8, 64
     else:
         dims, hidden, batch = [256, 1024], 64, 256
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}", flush=True)
+    name = device_name(device)
     results = {
         "device": name,
         "torch": torch.__version__,

@@ -62,6 +62,7 @@ class History:
     steps: int = 0
     seconds: float = 0.0
     skipped_steps: int = 0
+    restored: int = 0
 
 
 def _check_tensors(data: Sequence[Tensor], name: str) -> list[Tensor]:
@@ -234,7 +235,7 @@ def fit(
             loss (evaluated after each epoch) are restored at the end.
         seed: Seeds the shuffling or the sampler (a private ``torch.Generator``).
         time_limit: Stops after this many seconds (checked after each step).
-        optimizer: An optimizer to use instead of Adam.
+        optimizer: An optimizer to use instead of Adam (fused on CUDA).
         progress: Show a progress bar (default: when stderr is a terminal; never on
             processes other than rank 0).
         ema: A decay in :math:`(0, 1)`: keep an exponential moving average of the
@@ -245,12 +246,16 @@ def fit(
         clip_grad: Clip the gradients' global norm to this value before each step.
         max_bad_steps: A step whose loss (or, with ``clip_grad``, gradient norm) is NaN or
             infinite is skipped, leaving the parameters and the optimizer's state as they
-            were (the last good state); this many in a row raise a ``FloatingPointError``.
+            were; if the parameters themselves are no longer finite, the model and the
+            optimizer go back to the last good state (taken at an epoch's end, at most once
+            a second; ``History.restored`` counts these). This many bad steps in a row raise a
+            ``FloatingPointError``.
         checkpoint: A file holding the whole training state (weights, optimizer, schedule,
             random generators, weight average, best weights, history), written after every
             epoch (by rank 0). If it exists when ``fit`` starts, training resumes after
             its last epoch; on CPU the resumed run is bit-identical to an uninterrupted
-            one. Loaded with ``torch.load(weights_only=True)``: it never executes code.
+            one (in one process; data-parallel runs resume exactly except for random
+            numbers drawn from the global generator inside ``loss_fn``). Loaded with ``torch.load(weights_only=True)``: it never executes code.
         device: Moves the model there first (default: leave it where it is).
         compile: Compile the loss and its backward with :func:`torch.compile`; a string
             is the compile mode (``"reduce-overhead"`` uses CUDA graphs: keep the batch
@@ -330,7 +335,9 @@ def fit(
     # a sampler that passes the generator on (to draw noise in loss_fn) gets a per-process one
     local_gen = torch.Generator(device="cpu")
     local_gen.manual_seed((seed * 1_000_003 + rank + 1) % 2**63)
-    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    # on a GPU, Adam's single fused kernel (a launch-bound step of a small network)
+    fused = True if target.type == "cuda" else None
+    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
     sched = None
     if schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
@@ -342,6 +349,8 @@ def fit(
         )
     if compile:
         objective = torch.compile(objective, mode=None if compile is True else compile)
+    plain = size == 1 and not compile and autocast is None  # the default path: no wrapper
+    move = tensors is None or any(t.device != target for t in tensors)
     amp = (
         torch.autocast(target.type, dtype=autocast)
         if autocast is not None
@@ -374,19 +383,29 @@ def fit(
         first, best_state = _resume(
             checkpoint, model, opt, sched, (gen, local_gen), averaged, hist
         )
+        if size > 1:  # the checkpoint holds rank 0's generators: decorrelate the processes
+            again = (seed * 1_000_003 + (first + 1) * size + rank + 1) % 2**63
+            torch.manual_seed(again)
+            local_gen.manual_seed(again)
     start = time.perf_counter()
     bar = tqdm(total=epochs, initial=first, disable=not show, desc="fit")
     stop, bad = False, 0
+    good = _snapshot(model, opt)  # the last state with finite parameters (epoch ends)
+    good_time = time.perf_counter()
     for epoch in range(first, epochs):
         total, count = 0.0, 0
         model.train()
         for batch, k_all in batches():
             if k_all < size:  # too small to give every process a share (all skip it)
                 continue
-            batch = [_to(t, target) if isinstance(t, Tensor) else t for t in batch]
+            if move:
+                batch = [_to(t, target) if isinstance(t, Tensor) else t for t in batch]
             k = batch[0].shape[0]
-            with amp:
-                loss = objective(*batch)
+            if plain:
+                loss = loss_fn(model, *batch)
+            else:
+                with amp:
+                    loss = objective(*batch)
             if size > 1:
                 value = _all_sum(float(loss.detach()) * k, target) / k_all
                 if k * size != k_all:  # unequal shares: weight by the share's size
@@ -404,6 +423,11 @@ def fit(
                 opt.zero_grad(set_to_none=True)
                 hist.skipped_steps += 1
                 bad += 1
+                if not all(bool(torch.isfinite(p).all()) for p in params):
+                    # the parameters themselves diverged: back to the last good state
+                    model.load_state_dict(good[0])
+                    opt.load_state_dict(good[1])
+                    hist.restored += 1
                 if bad >= max_bad_steps:
                     raise FloatingPointError(
                         f"{bad} training steps in a row had a non-finite loss or gradient "
@@ -437,6 +461,11 @@ def fit(
             if val < hist.best_val:
                 hist.best_val, hist.best_epoch = val, epoch
                 best_state = copy.deepcopy(model.state_dict())
+        # refresh the good state at most once a second: a copy per short epoch would cost
+        if time.perf_counter() - good_time > 1.0 and all(
+            bool(torch.isfinite(p).all()) for p in params
+        ):
+            good, good_time = _snapshot(model, opt), time.perf_counter()
         bar.update(1)
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3e}")
         if checkpoint is not None and rank == 0:
@@ -463,6 +492,10 @@ def _share(t: Any, rank: int, size: int, local_gen: torch.Generator) -> Any:
     if isinstance(t, Tensor):
         return t.tensor_split(size)[rank]
     return local_gen if isinstance(t, torch.Generator) else t
+
+
+def _snapshot(model: nn.Module, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    return copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
 
 
 def _to(t: Tensor, device: torch.device) -> Tensor:

@@ -109,3 +109,59 @@ def test_score_model_on_cuda_matches_the_cpu_fit():
     np.testing.assert_allclose(lp["cuda"], lp["cpu"], atol=1e-4)
     s = fits["cuda"].sample(100, "mala", steps=40, seed=0)
     assert s.shape == (100, 2) and np.isfinite(s).all()
+
+
+def test_fit_on_cuda_moves_batches_and_follows_the_cpu_run():
+    from otgrad.train import fit
+
+    def mse(m, a, b):
+        return ((m(a) - b) ** 2).sum(-1).mean()
+
+    x = torch.randn(512, 3, dtype=torch.float64)  # stays in CPU memory
+    y = x**3
+    nets = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        net = GradNetC(3, 8).double()
+        fit(net, mse, (x, y), epochs=3, batch_size=64, lr=1e-2, seed=0, device=device)
+        nets.append(net)
+    for (k, a), b in zip(nets[0].state_dict().items(), nets[1].state_dict().values(), strict=True):
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-8, atol=1e-10, msg=k)
+
+
+@pytest.mark.parametrize("compile", [True, "reduce-overhead"])
+def test_compiled_cuda_step_matches_eager(compile):
+    from otgrad.train import fit
+
+    def mse(m, a, b):
+        return ((m(a) - b) ** 2).sum(-1).mean()
+
+    x = torch.randn(512, 3, device="cuda")
+    y = torch.tanh(x)
+    states = []
+    for c in (False, compile):
+        torch.manual_seed(0)
+        net = GradNetC(3, 8).cuda()
+        fit(net, mse, (x, y), epochs=2, batch_size=128, lr=1e-2, seed=0, compile=c)
+        states.append(net.state_dict())
+    for k in states[0]:
+        torch.testing.assert_close(states[1][k], states[0][k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_bfloat16_autocast_on_cuda_keeps_logdet_exact():
+    from otgrad.train import fit
+
+    def mse(m, a, b):
+        return ((m(a) - b) ** 2).sum(-1).mean()
+
+    torch.manual_seed(0)
+    net = StronglyConvex(GradNetM(3, 8, 4), 0.1).cuda()
+    x = torch.randn(512, 3, device="cuda")
+    y = 2 * x + torch.tanh(x)
+    hist = fit(
+        net, mse, (x, y), epochs=5, batch_size=128, lr=1e-2, seed=0, autocast=torch.bfloat16
+    )
+    assert hist.train_loss[-1] < hist.train_loss[0]
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        ld = net.logdet(x)
+    torch.testing.assert_close(ld, net.logdet(x).detach())

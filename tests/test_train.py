@@ -214,3 +214,24 @@ def test_batches_move_to_the_model_device_and_device_moves_the_model():
     net = GradNetC(2, 4).double()
     fit(net.float(), mse, (x, 2 * x), epochs=1, batch_size=32, device="cpu", seed=0)
     assert next(net.parameters()).device.type == "cpu"
+
+
+def test_diverged_parameters_are_restored_to_the_last_good_state():
+    torch.manual_seed(0)
+    x = torch.randn(128, 2)
+    y = 2 * x
+    net = GradNetC(2, 4)
+    calls = []
+
+    def loss(m, a, b):
+        calls.append(1)
+        if len(calls) == 6:  # a step blew the weights up (the loss itself is still finite)
+            with torch.no_grad():
+                m.weight.fill_(float("inf"))
+            return (m.out_bias**2).sum() + 0.0 * m.weight.sum().detach()
+        return mse(m, a, b)
+
+    hist = fit(net, loss, (x, y), epochs=3, batch_size=32, lr=1e-2, seed=0)
+    assert hist.restored == 1 and hist.skipped_steps == 1
+    assert all(bool(torch.isfinite(p).all()) for p in net.parameters())
+    assert hist.train_loss[-1] < hist.train_loss[0]

@@ -68,6 +68,18 @@ def default_network(
     return StronglyConvex(Sum([linear, residual]), mu)
 
 
+_CHUNK = 65536
+_MOMENT_SAMPLES = 200_000
+
+
+def _subsample(t: Tensor, seed: int | None) -> Any:
+    r"""At most :data:`_MOMENT_SAMPLES` rows of ``t`` (all if fewer), as a float64 array."""
+    if len(t) > _MOMENT_SAMPLES:
+        gen = torch.Generator().manual_seed(0 if seed is None else seed)
+        t = t[torch.randperm(len(t), generator=gen)[:_MOMENT_SAMPLES].to(t.device)]
+    return t.double().cpu().numpy()
+
+
 def _set_affine(net: GradientNetwork, A: Tensor, c: Tensor) -> bool:
     r"""Sets the affine part of a :func:`default_network` to :math:`x \mapsto A x + c`
     (minus the module and :math:`\mu` contributions at 0); returns whether it could."""
@@ -109,7 +121,8 @@ class BrenierMap:
             ``"sinkhorn"``, ``"emd"``, ``"barycentric"`` (minibatch losses by POT) or
             ``"monge-ampere"`` (needs ``target_log_prob`` in :meth:`fit`).
         init: ``"gaussian"`` starts the default network at the Bures map between the
-            sample moments (the linear baseline); ``"identity"`` near the identity.
+            sample moments (the linear baseline; moments of a random subset of
+            :math:`2 \cdot 10^5` samples for larger sets); ``"identity"`` near the identity.
         steps: The number of Adam steps.
         batch_size: The minibatch size (source and target).
         lr: The Adam learning rate, decayed to 0 by a cosine schedule (default
@@ -209,7 +222,9 @@ class BrenierMap:
     # ------------------------------------------------------------------ scaling
     def _scaled(self, t: Tensor, which: str) -> Tensor:
         m, s = (self.mean_x_, self.scale_x_) if which == "x" else (self.mean_y_, self.scale_y_)
-        return ((t - m) / s).to(device=self.device, dtype=self.dtype)
+        # in chunks: no float64 temporary of the whole set (10^6 x 64 samples: 512 MB)
+        parts = [((c - m) / s).to(device=self.device, dtype=self.dtype) for c in t.split(_CHUNK)]
+        return torch.cat(parts) if len(parts) != 1 else parts[0]
 
     def _unscaled(self, t: Tensor, which: str) -> Tensor:
         m, s = (self.mean_x_, self.scale_x_) if which == "x" else (self.mean_y_, self.scale_y_)
@@ -259,19 +274,24 @@ class BrenierMap:
         )
         xs = self._scaled(x, "x")
         ys = self._scaled(y, "y") if y is not None else None
+        del x, y  # the float64 copies; training only needs the scaled sets
 
         net = self.net if self.net is not None else default_network(d)
         net = net.to(device=self.device, dtype=self.dtype)
         x0 = None
         if self.init == "gaussian" and ys is not None:
-            gm = GaussianMap().fit(xs.double().cpu().numpy(), ys.double().cpu().numpy())
+            # the moments of at most 2 * 10^5 samples of each set (the full sets if smaller)
+            gm = GaussianMap().fit(_subsample(xs, self.seed), _subsample(ys, self.seed))
             if _set_affine(
                 net,
                 torch.as_tensor(gm.A_, dtype=self.dtype, device=self.device),
                 torch.as_tensor(gm.b_, dtype=self.dtype, device=self.device),
             ):
-                x0 = gm.inverse_transform(ys.double().cpu()).to(ys)
+                x0 = torch.cat(
+                    [gm.inverse_transform(c.double().cpu()).to(c) for c in ys.split(_CHUNK)]
+                )
         loss_fn = self._loss(xs, ys, x0, target_log_prob, source_log_prob)
+        del x0  # the semi-dual keeps its own copy (the warm starts)
         n, m = xs.shape[0], (ys.shape[0] if ys is not None else 0)
         bs = self.batch_size
 
