@@ -21,6 +21,7 @@ Every process draws the same global batch and takes its share of it, so a run on
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import math
@@ -81,7 +82,8 @@ def init_distributed() -> bool:
     Does nothing when the process group already exists or when the process was not
     launched by ``torchrun`` (no ``WORLD_SIZE`` above 1 in the environment). The backend
     is NCCL when CUDA is available, else gloo; each process then uses the GPU
-    ``LOCAL_RANK`` (see :func:`default_device`).
+    ``LOCAL_RANK`` (see :func:`default_device`). The group is destroyed when the
+    interpreter exits.
 
     Returns:
         Whether a process group of more than one process is active.
@@ -95,7 +97,15 @@ def init_distributed() -> bool:
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo")
+        # tear the group down before the interpreter exits (a gloo or NCCL thread left
+        # running at exit aborts the process: "terminate called without an active exception")
+        atexit.register(_destroy_process_group)
     return dist.get_world_size() > 1
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def world() -> tuple[int, int]:
