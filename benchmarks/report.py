@@ -127,6 +127,8 @@ def scale_section():
         b = r.get("brenier")
         out += [f"Device: {r['device']}; torch {r['torch']}. Command: `{r['command']}`", ""]
         if b:
+            if r.get("brenier_note"):
+                out += [f"(This row: {r['brenier_note']}.)", ""]
             mem = f"{b['peak_rss_mb']:.0f} MB RSS"
             if "peak_cuda_mb" in b:
                 mem += f", {b['peak_cuda_mb']:.0f} MB CUDA"

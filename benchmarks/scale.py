@@ -55,9 +55,10 @@ def problem(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.n
 
 def true_map(X: np.ndarray, A: np.ndarray) -> np.ndarray:
     out = np.empty_like(X)
-    for i in range(0, len(X), 1 << 16):
-        c = X[i : i + 1 << 16]
-        out[i : i + 1 << 16] = c @ A + 0.5 * np.tanh(c)
+    chunk = 1 << 16
+    for i in range(0, len(X), chunk):
+        c = X[i : i + chunk]
+        out[i : i + chunk] = c @ A + 0.5 * np.tanh(c)
     return out
 
 

@@ -339,12 +339,12 @@ def fit(
         box = torch.tensor([seed], dtype=torch.int64, device=_collective_device(target))
         dist.broadcast(box, 0)
         seed = int(box)
-        torch.manual_seed((seed * 1_000_003 + rank + 1) % 2**63)
+        torch.manual_seed(_process_seed(seed, rank))
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
     # a sampler that passes the generator on (to draw noise in loss_fn) gets a per-process one
     local_gen = torch.Generator(device="cpu")
-    local_gen.manual_seed((seed * 1_000_003 + rank + 1) % 2**63)
+    local_gen.manual_seed(_process_seed(seed, rank))
     # on a GPU, Adam's single fused kernel (a launch-bound step of a small network)
     fused = True if target.type == "cuda" else None
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
@@ -394,9 +394,8 @@ def fit(
             checkpoint, model, opt, sched, (gen, local_gen), averaged, hist
         )
         if size > 1:  # the checkpoint holds rank 0's generators: decorrelate the processes
-            again = (seed * 1_000_003 + (first + 1) * size + rank + 1) % 2**63
-            torch.manual_seed(again)
-            local_gen.manual_seed(again)
+            torch.manual_seed(_process_seed(seed, rank, first))
+            local_gen.manual_seed(_process_seed(seed, rank, first))
     start = time.perf_counter()
     bar = tqdm(total=epochs, initial=first, disable=not show, desc="fit")
     stop, bad = False, 0
@@ -502,6 +501,11 @@ def _share(t: Any, rank: int, size: int, local_gen: torch.Generator) -> Any:
     if isinstance(t, Tensor):
         return t.tensor_split(size)[rank]
     return local_gen if isinstance(t, torch.Generator) else t
+
+
+def _process_seed(seed: int, rank: int, epoch: int = 0) -> int:
+    # a seed per (run, process, resumed epoch)
+    return (seed * 1_000_003 + epoch * 7919 + rank + 1) % 2**63
 
 
 def _snapshot(model: nn.Module, opt: torch.optim.Optimizer) -> tuple[dict, dict]:

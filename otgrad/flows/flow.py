@@ -197,6 +197,7 @@ class ConvexPotentialFlow(nn.Module):
             return False
         return self.logdet_mode == "stochastic" or (self.logdet_mode == "auto" and self.dim > 128)
 
+    @calculus.full_precision  # the block's map and its log-det, also under autocast
     def _block_logdet(self, block: StronglyConvex, x: Tensor, stochastic: bool):
         f, s = block._evaluate(x, True)
         if not stochastic or (self.logdet_mode == "auto" and s.rank_bound() < self.dim):

@@ -394,3 +394,13 @@ def test_fit_is_reproducible(data, logdet):
     pairs = zip(flow.parameters(), other.parameters(), strict=True)
     assert not all(torch.equal(a, c) for a, c in pairs)
     assert flow.history_.train_loss == twin.history_.train_loss
+
+
+def test_log_prob_is_full_precision_under_autocast():
+    flow = random_flow("modular", dim=3).float()
+    x = torch.randn(64, 3)
+    with torch.no_grad():
+        exact = flow.log_prob(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = flow.log_prob(x)
+    torch.testing.assert_close(mixed, exact)
