@@ -1,83 +1,172 @@
-r"""Saving and loading gradient networks safely.
+r"""Saving and loading networks safely, and the one registry of savable classes.
 
-A saved file holds a JSON-compatible configuration (the class name and constructor
-arguments, nested for combinators) and the weights. Loading uses
-``torch.load(weights_only=True)``, which never executes code from the file, and
-rebuilds the network only from classes registered as
-:class:`~otgrad.nn.GradientNetwork` subclasses or through :func:`register` (the heads'
-model families, e.g. the noise-conditional score models).
+A saved file holds a JSON-compatible configuration (the registered name of the class and
+its constructor arguments, nested for combinators) and the weights. Loading uses
+``torch.load(weights_only=True)``, which never executes code from the file, and rebuilds
+the network only from classes registered with :func:`register`, each under a stable name
+given in the module that defines it. A configuration nested deeper than a fixed bound is
+refused as corrupt before anything is built.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from .nn.base import GradientNetwork
-
-__all__ = ["save", "load", "load_estimator", "metadata_errors", "register", "FORMAT"]
+__all__ = [
+    "save",
+    "load",
+    "load_estimator",
+    "metadata_errors",
+    "register",
+    "registered",
+    "config_from_signature",
+    "FORMAT",
+]
 
 FORMAT = "otgrad.network/1"
 
-_REGISTERED: dict[str, type[nn.Module]] = {}
+M = TypeVar("M", bound=type)
+
+_REGISTRY: dict[str, type[nn.Module]] = {}
+_NAMES: dict[type, str] = {}
+_MAX_DEPTH = 100
 
 
-def register(cls: type[nn.Module]) -> type[nn.Module]:
-    r"""Registers a module class for :func:`save` and :func:`load` (usable as a decorator).
+def register(name: str) -> Callable[[M], M]:
+    r"""A class decorator that registers a module class under ``name`` for :func:`save` and
+    :func:`load`.
 
     The class must rebuild from ``cls(**instance.config())`` with a JSON-compatible
-    configuration. Only registered classes (and :class:`~otgrad.nn.GradientNetwork`
-    subclasses) are ever instantiated by :func:`load`.
+    configuration (nested registered modules allowed). Only registered classes are ever
+    instantiated by :func:`load`. Register public classes only, in the module that defines
+    them; the name is what saved files store, so keep it stable.
+
+    Arguments:
+        name: The stable name, e.g. ``"GradNetC"``.
+
+    Raises:
+        ValueError: If ``name`` is taken by another class, the class is already registered
+            under another name, or the class is private (its name starts with ``_``).
+        TypeError: If the decorated object is not an ``nn.Module`` class with ``config()``.
+
+    Example:
+        A new architecture registers itself where it is defined (see the docs page
+        "Writing a new architecture")::
+
+            @otgrad.io.register("mylab.ScaledIdentity")
+            class ScaledIdentity(GradientNetwork):
+                ...
     """
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and hasattr(cls, "config")):
-        raise TypeError(f"register needs an nn.Module class with a config() method, got {cls!r}")
-    _REGISTERED[cls.__name__] = cls
-    return cls
+    if not isinstance(name, str) or not name or name.startswith("_"):
+        raise ValueError(f"name must be a non-empty string not starting with '_', got {name!r}")
+
+    def decorate(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module) and hasattr(cls, "config")):
+            raise TypeError(f"register needs an nn.Module class with a config() method, got {cls!r}")
+        if cls.__name__.startswith("_"):
+            raise ValueError(f"{cls.__qualname__} is private: register public classes only")
+        old = _REGISTRY.get(name)
+        if old is not None and old is not cls and not _same_definition(old, cls):
+            raise ValueError(
+                f"the name {name!r} is already registered for {old.__module__}.{old.__qualname__}"
+            )
+        if _NAMES.get(cls, name) != name:
+            raise ValueError(f"{cls.__qualname__} is already registered as {_NAMES[cls]!r}")
+        if old is not None:
+            _NAMES.pop(old, None)
+        _REGISTRY[name], _NAMES[cls] = cls, name
+        return cls
+
+    return decorate
+
+
+def _same_definition(a: type, b: type) -> bool:
+    # the same class defined again by a module reload
+    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def registered() -> dict[str, type[nn.Module]]:
+    r"""A copy of the registry: stable name to class, for every savable class imported so far.
+
+    Importing :mod:`otgrad` imports every built-in class, so all of them are listed.
+
+    Example:
+        >>> from otgrad.nn import GradNetC
+        >>> registered()["GradNetC"] is GradNetC
+        True
+    """
+    return dict(_REGISTRY)
+
+
+def config_from_signature(module: nn.Module) -> dict[str, Any]:
+    r"""The constructor arguments of ``module``, read from the attributes named after the
+    parameters of its ``__init__`` (the default ``config()`` of otgrad's modules).
+
+    A class whose attribute has another name than its argument lists it in a class
+    attribute ``_config_attributes = {"argument": "attribute"}``.
+
+    Raises:
+        TypeError: If an argument has no attribute (store it, or override ``config()``).
+    """
+    cls = type(module)
+    aliases = getattr(cls, "_config_attributes", {})
+    out = {}
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        attr = aliases.get(p.name, p.name)
+        if attr not in module.__dict__ and not hasattr(module, attr):
+            raise TypeError(
+                f"{cls.__name__} stores no attribute {attr!r} for its argument {p.name!r}: "
+                "store it under that name, map it in _config_attributes, or override config()"
+            )
+        out[p.name] = getattr(module, attr)
+    return out
 
 
 def _serializable(value: Any) -> bool:
-    return isinstance(value, GradientNetwork) or _REGISTERED.get(type(value).__name__) is type(
-        value
-    )
+    return type(value) in _NAMES
 
 
 def _encode(value: Any) -> Any:
     if isinstance(value, nn.Module) and _serializable(value):
-        return {"__network__": type(value).__name__, "config": _encode(value.config())}
+        return {"__network__": _NAMES[type(value)], "config": _encode(value.config())}
     if isinstance(value, dict):
         return {str(k): _encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, nn.ModuleList)):
         return [_encode(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"cannot serialize configuration value of type {type(value).__name__}")
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"corrupt checkpoint: the configuration nests deeper than {_MAX_DEPTH}")
     if isinstance(value, dict):
         if "__network__" in value:
-            return _build(value["__network__"], value.get("config"))
-        return {k: _decode(v) for k, v in value.items()}
+            return _build(value["__network__"], value.get("config"), depth + 1)
+        return {k: _decode(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_decode(v, depth + 1) for v in value]
     return value
 
 
-def _build(name: Any, config: Any) -> nn.Module:
-    cls = None
-    if isinstance(name, str):
-        cls = GradientNetwork.registry.get(name) or _REGISTERED.get(name)
+def _build(name: Any, config: Any, depth: int = 0) -> nn.Module:
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ValueError(f"corrupt checkpoint: unknown network class {name!r}")
     if not isinstance(config, dict):
         raise ValueError(f"corrupt checkpoint: the configuration of {name} is not a mapping")
     try:
-        return cls(**_decode(config))
+        return cls(**_decode(config, depth))
     except (TypeError, ValueError) as e:
         raise ValueError(
             f"corrupt checkpoint: cannot rebuild {name} from its configuration: {e}"
@@ -88,7 +177,7 @@ def save(net: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | Non
     r"""Saves a network's configuration and weights to ``path``.
 
     Arguments:
-        net: The network (a :class:`~otgrad.nn.GradientNetwork` or a registered module).
+        net: The network (an instance of a class registered with :func:`register`).
         path: The destination file.
         metadata: JSON-compatible extra data (numbers, strings, lists, dicts) stored
             beside the network, e.g. an estimator's data scaling.
@@ -99,8 +188,8 @@ def save(net: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | Non
     """
     if not (isinstance(net, nn.Module) and _serializable(net)):
         raise TypeError(
-            f"net must be a GradientNetwork or a class registered with otgrad.io.register, "
-            f"got {type(net).__name__}"
+            f"net must be an instance of a class registered with otgrad.io.register, got "
+            f"{type(net).__name__} (register it with @otgrad.io.register('a stable name'))"
         )
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")

@@ -3,51 +3,121 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from otgrad import io
-from otgrad.nn import (
-    ConicalSum,
-    Difference,
-    GradNetC,
-    GradNetM,
-    LipschitzShift,
-    SingleLayerGradNet,
-    StronglyConvex,
-    Sum,
-    TransformedRidgeSum,
-)
+from otgrad.nn import GradientNetwork, GradNetC
 
-NETS = [
-    lambda: GradNetC(3, 6, layers=3, activation="wtanh"),
-    lambda: GradNetM(3, 5, modules=2, activation="wsoftmax", monotone=False),
-    lambda: SingleLayerGradNet(3, 4, activation="learned"),
-    lambda: StronglyConvex(GradNetM(3, 5), 0.25),
-    lambda: Sum([GradNetC(3, 4), SingleLayerGradNet(3, 2, activation="softmax")], [0.5, 2.0]),
-    lambda: ConicalSum([GradNetC(3, 4), GradNetM(3, 4)]),
-    lambda: LipschitzShift(GradNetC(3, 4, monotone=False)),
-    lambda: Difference(GradNetC(3, 4), GradNetM(3, 3)),
-    lambda: TransformedRidgeSum(SingleLayerGradNet(3, 4)),
-]
+from .nn.factory import KINDS, MODULES, build, perturb
 
 
-@pytest.mark.parametrize("make", NETS)
+def _builtin_names() -> set[str]:
+    return {n for n, c in io.registered().items() if c.__module__.startswith("otgrad.")}
+
+
+def _name(module: torch.nn.Module) -> str:
+    return {c: n for n, c in io.registered().items()}[type(module)]
+
+
+def test_the_factory_builds_every_registered_architecture():
+    built = {_name(build(k, 3, 4, 2, m, 0, 0)) for k in KINDS for m in (True, False)}
+    missing = _builtin_names() - built - set(MODULES)
+    assert not missing, f"tests/nn/factory.py does not build {sorted(missing)}"
+    assert all(
+        issubclass(io.registered()[n], GradientNetwork)
+        for n in built  # the property tests run on these
+    )
+
+
+def _round_trip_cases():
+    cases = [(k, m) for k in KINDS for m in (True, False)]
+    return [pytest.param(k, m, id=f"{k}-{'m' if m else 'g'}") for k, m in cases] + [
+        pytest.param(name, None, id=name) for name in sorted(MODULES)
+    ]
+
+
+@pytest.mark.parametrize("kind,monotone", _round_trip_cases())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_round_trip(tmp_path, make, dtype):
+def test_round_trip(tmp_path, kind, monotone, dtype):
     torch.manual_seed(0)
-    net = make().to(dtype)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    if monotone is None:
+        net, probe = MODULES[kind]()
+        net = perturb(net.to(dtype), 0.05, 1)
+    else:
+        net = perturb(build(kind, 3, 4, 2, monotone, 3, 0).to(dtype), 0.1, 1)
+        x = torch.randn(5, 3, dtype=dtype)
+
+        def probe(m):
+            return torch.cat([m(x), m.potential(x)[:, None]], 1)
+
     path = tmp_path / "net.pt"
     io.save(net, path)
     back = io.load(path)
-    assert type(back) is type(net) and back.monotone == net.monotone
-    x = torch.randn(5, 3, dtype=dtype)
-    assert torch.equal(back(x), net(x))
-    assert torch.equal(back.potential(x), net.potential(x))
+    assert type(back) is type(net) and getattr(back, "monotone", None) == getattr(
+        net, "monotone", None
+    )
+    assert io.load(path).config().keys() == net.config().keys()
+    probe_in = probe(net)
+    assert torch.equal(probe(back), probe_in)
+
+
+def test_registry_refuses_clashes_and_private_classes():
+    class GradNetCClone(GradNetC):
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        io.register("GradNetC")(GradNetCClone)
+    with pytest.raises(ValueError, match="already registered"):
+        io.register("another.name")(GradNetC)
+
+    class _Private(GradNetC):
+        pass
+
+    with pytest.raises(ValueError, match="private"):
+        io.register("tests.Private")(_Private)
+    assert io.registered()["GradNetC"] is GradNetC
+    with pytest.raises(TypeError, match="register"):
+        io.save(GradNetCClone(2, 3), "unused.pt")
+
+
+def test_a_network_without_evaluate_fails_at_construction():
+    class Incomplete(GradientNetwork):
+        pass
+
+    with pytest.raises(TypeError, match="_evaluate"):
+        Incomplete(2)
+
+
+def test_config_is_read_from_the_constructor_signature():
+    net = GradNetC(3, 5, layers=2, activation="softplus")
+    assert net.config() == dict(dim=3, hidden=5, layers=2, monotone=True, activation="softplus")
+
+
+def test_conv_gradnet_saves_in_a_fresh_interpreter(tmp_path):
+    code = (
+        "import sys, torch; from otgrad import io; from otgrad.nn import ConvGradNet; "
+        "net = ConvGradNet((1, 2), kernel_size=3, knots=5); io.save(net, sys.argv[1]); "
+        "back = io.load(sys.argv[1]); x = torch.rand(1, 1, 6, 6); "
+        "assert torch.equal(back(x), net(x))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.pt")], check=True)
+
+
+def test_deeply_nested_configuration_is_refused(tmp_path):
+    path = tmp_path / "net.pt"
+    io.save(GradNetC(2, 4), path)
+    payload = torch.load(path, weights_only=True)
+    spec = {"__network__": "GradNetC", "config": {"dim": 2, "hidden": 4}}
+    for _ in range(120):
+        spec = {"__network__": "StronglyConvex", "config": {"net": spec, "mu": 0.1}}
+    payload["network"] = spec
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="nests deeper"):
+        io.load(path)
 
 
 def test_truncated_file(tmp_path):
@@ -116,7 +186,7 @@ def test_not_an_otgrad_file(tmp_path):
     torch.save({"weights": torch.zeros(2)}, path)
     with pytest.raises(ValueError, match="not an otgrad network"):
         io.load(path)
-    with pytest.raises(TypeError, match="GradientNetwork"):
+    with pytest.raises(TypeError, match="register"):
         io.save(torch.nn.Linear(2, 2), path)
 
 

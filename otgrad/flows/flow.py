@@ -65,7 +65,7 @@ def _block_net(
     return SingleLayerGradNet(dim, hidden, activation=activation or "tanh")
 
 
-@io.register
+@io.register("ConvexPotentialFlow")
 class ConvexPotentialFlow(nn.Module):
     r"""A normalizing flow whose blocks are gradients of strongly convex potentials.
 

@@ -23,15 +23,14 @@ import torch
 from torch import Tensor, nn
 
 from .. import io
-from ..nn.conv import ConvGradNet, check_image
+from ..nn.conv import check_image
 
 __all__ = ["ConvexRegularizer"]
-
-io.register(ConvGradNet)
 
 _PRETRAINED = {"bsd": "crr_bsd.pt"}
 
 
+@io.register("ConvexRegularizer")
 class ConvexRegularizer(nn.Module):
     r"""A convex regularizer whose gradient is a monotone image GradNet.
 
@@ -184,5 +183,3 @@ class ConvexRegularizer(nn.Module):
         lmbda, mu = levels[key]
         return reg.set_strength(lmbda, mu)
 
-
-io.register(ConvexRegularizer)

@@ -5,10 +5,11 @@ that is the gradient of a scalar potential, :math:`f = \nabla\psi`; a monotone o
 (mGradNet) is the gradient of a convex potential. The public methods validate their
 input and return the field and its calculus: potential, Jacobian, Jacobian-vector
 product, trace, log-determinant, a Lipschitz bound and the inverse map. Subclasses
-provide closed forms through :meth:`GradientNetwork._evaluate` (the field and a
-:class:`~otgrad.nn.structure.StructuredJacobian` in one pass) and
-:meth:`GradientNetwork._potential`; without them, the base class falls back to
-``torch.func`` and to a line-integral quadrature.
+implement one abstract hook, :meth:`GradientNetwork._evaluate` (the field and, when known,
+a :class:`~otgrad.nn.structure.StructuredJacobian` in one pass), and may add
+:meth:`GradientNetwork._potential` and :meth:`GradientNetwork._lipschitz`; without them
+the base class falls back to ``torch.func`` and to a line-integral quadrature. The docs
+page "Writing a new architecture" walks through an example.
 
 References:
     | Gradient Networks (Chaudhari, Pranav, Moura, 2025), Def. 1–2, Thm 2–3.
@@ -16,15 +17,23 @@ References:
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+import abc
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .. import calculus
+from .._validation import (
+    check_input,
+    check_positive_int,
+    check_positive_number,
+    set_validation,
+    traced,
+    validation,
+)
+from ..io import config_from_signature
 from .structure import StructuredJacobian
 
 __all__ = [
@@ -38,94 +47,11 @@ __all__ = [
     "alternating_signs",
     "positive",
     "unconstrain",
+    "start_near_identity",
 ]
 
-_VALIDATE = True
 
-
-def set_validation(enabled: bool) -> None:
-    r"""Turns the value checks (NaN, infinity) of the public methods on or off.
-
-    Shape, dtype and device checks always run. Value checks need a device-to-host
-    synchronization; the training loop of a well-checked data set may switch them off.
-    """
-    global _VALIDATE
-    _VALIDATE = bool(enabled)
-
-
-@contextlib.contextmanager
-def validation(enabled: bool) -> Iterator[None]:
-    r"""A context manager that sets :func:`set_validation` and restores it on exit."""
-    global _VALIDATE
-    old = _VALIDATE
-    _VALIDATE = bool(enabled)
-    try:
-        yield
-    finally:
-        _VALIDATE = old
-
-
-def _traced(x: Tensor) -> bool:
-    return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x)
-
-
-def check_positive_int(**values: Any) -> None:
-    r"""Raises a ``ValueError`` naming the first argument that is not a positive integer."""
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-
-
-def check_positive_number(name: str, value: Any) -> float:
-    r"""Returns ``value`` as a float; a ``ValueError`` naming ``name`` unless it is a
-    positive finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
-
-
-def check_input(
-    x: Any,
-    name: str,
-    dim: int,
-    dtype: torch.dtype | None = None,
-    device: torch.device | None = None,
-) -> Tensor:
-    r"""Validates a ``(*, dim)`` floating tensor and returns it unchanged.
-
-    Raises:
-        TypeError: If ``x`` is not a tensor, not floating, or has another dtype than ``dtype``.
-        ValueError: If ``x`` has no dimension, a last dimension other than ``dim``, no
-            element, another device than ``device``, or (with validation on) NaN or infinity.
-    """
-    if not isinstance(x, Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape (batch, {dim}), got {type(x).__name__}; "
-            "convert it with torch.as_tensor(...) first"
-        )
-    if x.dim() == 0 or x.shape[-1] != dim:
-        raise ValueError(f"{name} must have shape (batch, {dim}), got {tuple(x.shape)}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got dtype {x.dtype}")
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(
-            f"{name} has dtype {x.dtype} but the network's parameters are {dtype}; "
-            f"convert one of them (e.g. {name}.to({dtype}) or net.to({x.dtype}))"
-        )
-    if device is not None and x.device != device:
-        raise ValueError(
-            f"{name} is on device {x.device} but the network is on {device}; move one of them"
-        )
-    if _VALIDATE and not _traced(x) and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
-
-
-class GradientNetwork(nn.Module):
+class GradientNetwork(nn.Module, metaclass=abc.ABCMeta):
     r"""Base class of networks that are the gradient of a scalar potential.
 
     Inputs have shape ``(*, dim)`` (usually ``(batch, dim)``). Every method returns
@@ -136,45 +62,67 @@ class GradientNetwork(nn.Module):
         monotone: Whether the network is an mGradNet (gradient of a convex function)
             for every value of its parameters.
         quadrature_nodes: The number of Gauss–Legendre nodes of quadrature potentials (64).
+
+    Subclass API:
+        A subclass calls ``super().__init__(dim)``, stores every constructor argument under
+        its own name (so that :meth:`config` rebuilds it; see
+        :func:`otgrad.io.config_from_signature`), sets ``monotone``, and implements:
+
+        - :meth:`_evaluate` (required; a subclass without it raises ``TypeError`` when
+          constructed): the field and, if asked and known, its structured Jacobian;
+        - :meth:`_potential` (optional): the potential in closed form, else a
+          Gauss–Legendre line integral of the field;
+        - :meth:`_lipschitz` (optional): a differentiable upper bound on
+          :math:`\sup_x \|J(x)\|_2`, else :meth:`lipschitz_bound` raises
+          ``NotImplementedError``.
+
+        Every public method (Jacobian, JVP, trace, log-determinant, inverse) then works,
+        in closed form when :meth:`_evaluate` returns a structure and by ``torch.func``
+        otherwise. Register the class with :func:`otgrad.io.register` to save and load it.
     """
 
-    registry: ClassVar[dict[str, type[GradientNetwork]]] = {}
     monotone: bool = False
     quadrature_nodes: int = 64
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        GradientNetwork.registry[cls.__name__] = cls
 
     def __init__(self, dim: int):
         super().__init__()
         check_positive_int(dim=dim)
         self.dim = dim
-        self._config: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ subclass API
+    @abc.abstractmethod
     def _evaluate(self, x: Tensor, jacobian: bool) -> tuple[Tensor, StructuredJacobian | None]:
         r"""Returns :math:`f(x)` and, if ``jacobian`` and known in closed form, its structure.
 
-        No input checks: this is the path used inside solvers and transforms.
-        """
-        return self._forward(x), None
+        Arguments:
+            x: Inputs, shape ``(*, d)``, already checked: this is the path used inside
+                solvers and ``torch.func`` transforms, so it must not check values.
+            jacobian: Whether the caller needs the Jacobian's structure.
 
-    def _forward(self, x: Tensor) -> Tensor:
-        return self._evaluate(x, False)[0]
+        Returns:
+            :math:`f(x)`, shape ``(*, d)``, and a
+            :class:`~otgrad.nn.structure.StructuredJacobian` (or ``None``: the base class
+            then differentiates :math:`f` with ``torch.func`` where a Jacobian is needed).
+        """
 
     def _potential(self, x: Tensor) -> Tensor:
+        r"""Returns :math:`\psi(x)`, shape ``(*)`` (default: a line integral of the field)."""
         return calculus.line_integral_potential(self._forward, x, self.quadrature_nodes)
 
     def _lipschitz(self) -> Tensor:
+        r"""Returns an upper bound on :math:`\sup_x \|J(x)\|_2` as a differentiable tensor."""
         raise NotImplementedError(
             f"{type(self).__name__} has no Lipschitz bound; it is not globally Lipschitz "
             "or no bound is implemented"
         )
 
     def config(self) -> dict[str, Any]:
-        r"""The constructor arguments that rebuild this network (used by :mod:`otgrad.io`)."""
-        return dict(self._config)
+        r"""The constructor arguments that rebuild this network (used by :mod:`otgrad.io`),
+        read from the attributes named after them (:func:`~otgrad.io.config_from_signature`)."""
+        return config_from_signature(self)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        return self._evaluate(x, False)[0]
 
     # ------------------------------------------------------------------ helpers
     def _param_meta(self) -> tuple[torch.dtype | None, torch.device | None]:
@@ -266,7 +214,7 @@ class GradientNetwork(nn.Module):
         else:
             chol, info = torch.linalg.cholesky_ex(self._dense_jacobian(x))
             value, ok = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1), info == 0
-        if not _traced(x) and not bool(ok.all()):
+        if not traced(x) and not bool(ok.all()):
             raise ValueError(
                 f"the Jacobian is singular (not positive definite) at {int((~ok).sum())} "
                 "of the points; wrap the network in StronglyConvex(net, mu) to make it "
@@ -383,3 +331,21 @@ def unconstrain(value: Tensor, constrained: bool) -> Tensor:
     if not constrained:
         return value
     return value + torch.log(-torch.expm1(-value))
+
+
+@torch.no_grad()
+def start_near_identity(net: GradientNetwork, raw: Tensor, last: bool = False) -> None:
+    r"""Scales a network's output scales so that :math:`\operatorname{tr} J(0) = d`.
+
+    The scales are stored in ``raw`` (through :func:`positive` when the network is monotone);
+    with ``last`` only the last row is scaled (the cascade's :math:`\alpha_L`). Networks
+    that are not monotone then get alternating signs, so that they start outside the convex
+    family. With :math:`h \ge d` orthonormal rows the map starts close to the identity.
+    """
+    tr = float(net._evaluate(torch.zeros(1, net.dim, dtype=raw.dtype), True)[1].trace()[0])
+    value = positive(raw, net.monotone)
+    part = value[-1] if last else value
+    part *= net.dim / tr if tr > 0 else 1.0
+    if not net.monotone:
+        part *= alternating_signs(part.shape[-1]).to(part)
+    raw.copy_(unconstrain(value, net.monotone))

@@ -11,11 +11,14 @@ References:
 
 from __future__ import annotations
 
+import abc
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..calculus import gauss_legendre
+from ..io import register
 from .activations import LinearSpline
 from .base import GradientNetwork, check_positive_int
 from .single import SingleLayerGradNet
@@ -25,21 +28,25 @@ __all__ = ["ICNN", "MLPPotential", "CRR", "RR", "ICGN"]
 
 
 class _PotentialNetwork(GradientNetwork):
+    r"""A network of a scalar potential whose field is its gradient by ``torch.func.grad``."""
+
+    @abc.abstractmethod
     def _scalar_potential(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        r"""Returns :math:`\psi(x)`, shape ``(*)``."""
 
     def _potential(self, x):
         return self._scalar_potential(x)
 
-    def _forward(self, x):
+    def _evaluate(self, x, jacobian):
         flat = x.reshape(-1, self.dim)
 
         def single(xi: Tensor) -> Tensor:
             return self._scalar_potential(xi[None])[0]
 
-        return torch.func.vmap(torch.func.grad(single))(flat).reshape(x.shape)
+        return torch.func.vmap(torch.func.grad(single))(flat).reshape(x.shape), None
 
 
+@register("ICNN")
 class ICNN(_PotentialNetwork):
     r"""An input convex neural network (Amos et al. 2017); ``forward`` is its input gradient.
 
@@ -67,7 +74,7 @@ class ICNN(_PotentialNetwork):
         )
         self.raw_out = nn.Parameter(torch.randn(hidden) / hidden - 1.0)
         self.linear = nn.Linear(dim, 1)
-        self._config = dict(dim=dim, hidden=hidden, layers=layers)
+        self.hidden, self.layers = hidden, layers
 
     def _scalar_potential(self, x):
         z = F.softplus(self.inputs[0](x))
@@ -76,6 +83,7 @@ class ICNN(_PotentialNetwork):
         return z @ F.softplus(self.raw_out) + self.linear(x)[..., 0]
 
 
+@register("MLPPotential")
 class MLPPotential(_PotentialNetwork):
     r"""An unconstrained MLP potential :math:`\psi`; ``forward`` is :math:`\nabla\psi` (a GradNet).
 
@@ -95,7 +103,7 @@ class MLPPotential(_PotentialNetwork):
             nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
         self.out = nn.Linear(hidden, 1)
-        self._config = dict(dim=dim, hidden=hidden, layers=layers)
+        self.hidden, self.layers = hidden, layers
 
     def _scalar_potential(self, x):
         for lin in self.hidden_layers:
@@ -103,6 +111,7 @@ class MLPPotential(_PotentialNetwork):
         return self.out(x)[..., 0]
 
 
+@register("CRR")
 class CRR(SingleLayerGradNet):
     r"""The convex ridge regularizer's gradient (CRR-NN): :math:`\sum_i w_i \sigma_i(w_i^\top x + b_i) + c`.
 
@@ -123,14 +132,15 @@ class CRR(SingleLayerGradNet):
 
     def __init__(self, dim: int, ridges: int = 10, knots: int = 7):
         self._init(dim, ridges, knots, True)
-        self._config = dict(dim=dim, ridges=ridges, knots=knots)
 
     def _init(self, dim: int, ridges: int, knots: int, monotone: bool) -> None:
         check_positive_int(ridges=ridges)
         SingleLayerGradNet.__init__(self, dim, ridges, monotone, "linear", output_scale=False)
         self.act = LinearSpline(ridges, knots=knots, monotone=monotone)
+        self.ridges, self.knots = ridges, knots
 
 
+@register("RR")
 class RR(CRR):
     r"""The ridge regularizer's gradient: :class:`CRR` with unconstrained splines (a GradNet, Prop 2.1).
 
@@ -142,9 +152,9 @@ class RR(CRR):
 
     def __init__(self, dim: int, ridges: int = 10, knots: int = 7):
         self._init(dim, ridges, knots, False)
-        self._config = dict(dim=dim, ridges=ridges, knots=knots)
 
 
+@register("ICGN")
 class ICGN(GradientNetwork):
     r"""The input convex gradient network (ICGN) with no hidden layer.
 
@@ -183,7 +193,6 @@ class ICGN(GradientNetwork):
         lin = nn.Linear(dim, hidden)
         self.weight = nn.Parameter(lin.weight.detach().clone())
         self.bias = nn.Parameter(lin.bias.detach().clone())
-        self._config = dict(dim=dim, hidden=hidden, nodes=nodes)
 
     def _evaluate(self, x, jacobian):
         u = x @ self.weight.mT

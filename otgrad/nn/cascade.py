@@ -28,13 +28,14 @@ import torch
 from torch import Tensor, nn
 
 from .. import calculus
+from ..io import register
 from .activations import Activation, elementwise_activation
 from .base import (
     GradientNetwork,
-    alternating_signs,
     check_positive_int,
     orthogonal_weight,
     positive,
+    start_near_identity,
     unconstrain,
 )
 from .structure import RidgeTerm, StructuredJacobian
@@ -98,6 +99,7 @@ def cascade_slope_bound(acts: Sequence[Activation], alpha: Tensor, beta: Tensor)
     return alpha[-1] * acts[-1].derivative_bound().to(alpha) * bound
 
 
+@register("GradNetC")
 class GradNetC(GradientNetwork):
     r"""The cascaded gradient network GradNet-C / mGradNet-C, eqs. (38)–(40).
 
@@ -143,7 +145,7 @@ class GradNetC(GradientNetwork):
     ):
         super().__init__(dim)
         check_positive_int(hidden=hidden, layers=layers)
-        self.hidden, self.layers = hidden, layers
+        self.hidden, self.layers, self.activation = hidden, layers, activation
         self.monotone = bool(monotone)
         self.acts = nn.ModuleList(
             elementwise_activation(activation, hidden, self.monotone) for _ in range(layers)
@@ -154,17 +156,7 @@ class GradNetC(GradientNetwork):
         self.raw_alpha = nn.Parameter(ones.clone())
         self.raw_beta = nn.Parameter(ones.clone())
         self.out_bias = nn.Parameter(torch.zeros(dim))
-        self._config = dict(
-            dim=dim, hidden=hidden, layers=layers, monotone=self.monotone, activation=activation
-        )
-        with torch.no_grad():
-            tr = float(self._evaluate(torch.zeros(1, dim), True)[1].trace()[0])
-            scale = dim / tr if tr > 0 else 1.0
-            alpha = self.alpha()
-            alpha[-1] *= scale
-            if not self.monotone:  # start outside the convex family: alternate the signs
-                alpha[-1] *= alternating_signs(hidden)
-            self.raw_alpha.copy_(unconstrain(alpha, self.monotone))
+        start_near_identity(self, self.raw_alpha, last=True)
 
     def alpha(self) -> Tensor:
         r"""The scales :math:`\alpha_1, \dots, \alpha_L`, shape ``(L, h)``."""

@@ -20,16 +20,19 @@ References:
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import calculus
+from ..io import register
 from .activations import SigmoidMixture
-from .base import GradientNetwork, unconstrain
+from .base import GradientNetwork, check_positive_number, unconstrain
 from .structure import StructuredJacobian
 
 __all__ = [
@@ -60,15 +63,16 @@ def _check_nets(nets: Sequence[GradientNetwork]) -> list[GradientNetwork]:
 
 
 class _Combination(GradientNetwork):
-    """A weighted sum :math:`\\sum_k c_k f_k`, weights from :meth:`weights`."""
+    """A weighted sum :math:`\\sum_k c_k f_k`, coefficients from :meth:`_coefficients`."""
 
     nets: nn.ModuleList
 
-    def weights(self) -> Tensor:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _coefficients(self) -> Tensor:
+        r"""The coefficients :math:`c_k`, shape ``(K,)``."""
 
     def _evaluate(self, x, jacobian):
-        c = self.weights()
+        c = self._coefficients()
         parts = [net._evaluate(x, jacobian) for net in self.nets]
         out = sum(ck * fk for ck, (fk, _) in zip(c, parts, strict=True))
         if not jacobian or any(sk is None for _, sk in parts):
@@ -79,18 +83,19 @@ class _Combination(GradientNetwork):
         return out, structure
 
     def _dense_jacobian(self, x):
-        c = self.weights()
+        c = self._coefficients()
         return sum(ck * n._dense_jacobian(x) for ck, n in zip(c, self.nets, strict=True))
 
     def _potential(self, x):
-        c = self.weights()
+        c = self._coefficients()
         return sum(ck * n._potential(x) for ck, n in zip(c, self.nets, strict=True))
 
     def _lipschitz(self):
-        c = self.weights().abs()
+        c = self._coefficients().abs()
         return sum(ck * n._lipschitz() for ck, n in zip(c, self.nets, strict=True))
 
 
+@register("Sum")
 class Sum(_Combination):
     r"""A fixed linear combination :math:`f = \sum_k c_k f_k` (Cor 2.1, 3.1).
 
@@ -118,14 +123,15 @@ class Sum(_Combination):
             raise ValueError(f"weights must have {len(nets)} entries, got {len(weights)}")
         if not all(math.isfinite(w) for w in weights):
             raise ValueError("weights must be finite")
+        self.weights = weights
         self.register_buffer("coefficients", torch.tensor(weights))
         self.monotone = all(n.monotone for n in nets) and all(w >= 0 for w in weights)
-        self._config = dict(nets=nets, weights=weights)
 
-    def weights(self) -> Tensor:
+    def _coefficients(self) -> Tensor:
         return self.coefficients
 
 
+@register("ConicalSum")
 class ConicalSum(_Combination):
     r"""A learnable conical combination :math:`\sum_k \operatorname{softplus}(\rho_k) f_k` (Cor 3.1).
 
@@ -143,12 +149,16 @@ class ConicalSum(_Combination):
             unconstrain(torch.full((len(nets),), 1.0 / len(nets)), True)
         )
         self.monotone = all(n.monotone for n in nets)
-        self._config = dict(nets=nets)
 
     def weights(self) -> Tensor:
+        r"""The learned coefficients :math:`\operatorname{softplus}(\rho_k)`."""
         return F.softplus(self.raw_weights)
 
+    def _coefficients(self) -> Tensor:
+        return self.weights()
 
+
+@register("StronglyConvex")
 class StronglyConvex(GradientNetwork):
     r"""The :math:`\mu`-strongly convex shift :math:`f(x) + \mu x` of an mGradNet (Prop 3.1).
 
@@ -177,16 +187,8 @@ class StronglyConvex(GradientNetwork):
                 f"net must be monotone (an mGradNet) for StronglyConvex; {type(net).__name__} "
                 "has monotone=False (use LipschitzShift to make a GradNet monotone)"
             )
-        if (
-            isinstance(mu, bool)
-            or not isinstance(mu, (int, float))
-            or not (mu > 0)
-            or not math.isfinite(mu)
-        ):
-            raise ValueError(f"mu must be a positive finite number, got {mu!r}")
         self.net = net
-        self.mu = float(mu)
-        self._config = dict(net=net, mu=self.mu)
+        self.mu = check_positive_number("mu", mu)
 
     @property
     def strong_convexity(self) -> float:
@@ -211,6 +213,7 @@ class StronglyConvex(GradientNetwork):
         return self.net._lipschitz() + self.mu
 
 
+@register("LipschitzShift")
 class LipschitzShift(GradientNetwork):
     r"""The mGradNet :math:`g(x) + L x` of an :math:`L`-Lipschitz GradNet :math:`g` (Prop 3.2).
 
@@ -235,7 +238,6 @@ class LipschitzShift(GradientNetwork):
                 f"net must be globally Lipschitz for LipschitzShift, bound is {bound}"
             )
         self.net = net
-        self._config = dict(net=net)
 
     def _evaluate(self, x, jacobian):
         lip = self.net._lipschitz()
@@ -258,6 +260,7 @@ class LipschitzShift(GradientNetwork):
         return 2 * self.net._lipschitz()
 
 
+@register("Difference")
 class Difference(_Combination):
     r"""The GradNet :math:`f_+ - f_-` of two mGradNets (Thm 5).
 
@@ -280,12 +283,15 @@ class Difference(_Combination):
         super().__init__(plus.dim)
         self.nets = nn.ModuleList([plus, minus])
         self.register_buffer("coefficients", torch.tensor([1.0, -1.0]))
-        self._config = dict(plus=plus, minus=minus)
 
-    def weights(self) -> Tensor:
+    def config(self) -> dict[str, Any]:
+        return {"plus": self.nets[0], "minus": self.nets[1]}
+
+    def _coefficients(self) -> Tensor:
         return self.coefficients
 
 
+@register("TransformedRidgeSum")
 class TransformedRidgeSum(GradientNetwork):
     r"""A transformed sum of ridges, eq. (35): :math:`f(x) = s(\psi_g(x)) \, g(x)`.
 
@@ -315,7 +321,7 @@ class TransformedRidgeSum(GradientNetwork):
         self.g = g
         self.scalar = SigmoidMixture(1, components=components, monotone=self.monotone)
         self.shift = nn.Parameter(torch.zeros(1))
-        self._config = dict(g=g, monotone=self.monotone, components=components)
+        self.components = components
 
     def _s(self, t: Tensor, derivative: bool = False) -> tuple[Tensor, Tensor | None]:
         m, dm = self.scalar.value_and_derivative(t[..., None])

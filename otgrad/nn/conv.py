@@ -39,48 +39,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import calculus
-from . import base as _base
+from .._validation import check_image, check_positive_int
+from ..io import config_from_signature, register
 from .activations import LinearSpline, elementwise_activation
-from .base import _traced, check_positive_int, positive, unconstrain
+from .base import positive, unconstrain
 from .cascade import cascade_map, cascade_slope_bound
 
 __all__ = ["MultiConv2d", "ConvGradNet", "check_image"]
-
-
-def check_image(
-    x: Any,
-    name: str,
-    channels: int,
-    dtype: torch.dtype | None = None,
-    device: torch.device | None = None,
-) -> Tensor:
-    r"""Validates a ``(B, channels, H, W)`` floating image batch and returns it unchanged.
-
-    Raises:
-        TypeError: If ``x`` is not a floating tensor, or has another dtype than ``dtype``.
-        ValueError: If ``x`` is not 4-dimensional with ``channels`` channels, is empty, is
-            on another device than ``device``, or (with validation on) holds NaN or infinity.
-    """
-    if not isinstance(x, Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape (batch, {channels}, height, width), "
-            f"got {type(x).__name__}"
-        )
-    if x.dim() != 4 or x.shape[1] != channels:
-        raise ValueError(
-            f"{name} must have shape (batch, {channels}, height, width), got {tuple(x.shape)}"
-        )
-    if x.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got dtype {x.dtype}")
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(f"{name} has dtype {x.dtype} but the network's parameters are {dtype}")
-    if device is not None and x.device != device:
-        raise ValueError(f"{name} is on device {x.device} but the network is on {device}")
-    if _base._VALIDATE and not _traced(x) and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
 
 
 class MultiConv2d(nn.Module):
@@ -173,6 +138,7 @@ def operator_norm(kernel: Tensor, grid: int = 512, rigorous: bool = True) -> Ten
     return (top / (1 - excess)).sqrt()
 
 
+@register("ConvGradNet")
 class ConvGradNet(nn.Module):
     r"""A convolutional GradNet / mGradNet :math:`f(x) = W^\top g(Wx)` on image batches.
 
@@ -218,6 +184,8 @@ class ConvGradNet(nn.Module):
         self.conv = MultiConv2d(channels, kernel_size)
         self.in_channels, self.hidden = self.conv.channels[0], self.conv.channels[-1]
         self.layers, self.monotone, self.normalize = layers, bool(monotone), bool(normalize)
+        self.channels, self.kernel_size = list(self.conv.channels), kernel_size
+        self.activation, self.knots, self.span = activation, knots, span
         h = self.hidden
         if activation == "spline":
             self.acts = nn.ModuleList(
@@ -236,20 +204,10 @@ class ConvGradNet(nn.Module):
         else:
             self.raw_alpha = nn.Parameter(ones.clone())
             self.raw_beta = nn.Parameter(ones.clone())
-        self._config = dict(
-            channels=list(self.conv.channels),
-            kernel_size=kernel_size,
-            layers=layers,
-            monotone=self.monotone,
-            activation=activation,
-            knots=knots,
-            span=span,
-            normalize=self.normalize,
-        )
 
     def config(self) -> dict[str, Any]:
         r"""The constructor arguments (used by :mod:`otgrad.io`)."""
-        return dict(self._config)
+        return config_from_signature(self)
 
     # ------------------------------------------------------------------ structure
     def _version(self) -> tuple:

@@ -20,18 +20,18 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
+from ..io import register
 from .activations import GroupActivation, Softmax, group_activation, inverse_softplus
 from .base import (
     GradientNetwork,
-    alternating_signs,
     check_positive_int,
+    check_positive_number,
     orthogonal_weight,
     positive,
+    start_near_identity,
     unconstrain,
 )
 from .structure import RidgeTerm, StructuredJacobian
@@ -66,6 +66,7 @@ def group_ridge(
     return out, RidgeTerm(W, a[:, None] * D, U, a[:, None] * s)
 
 
+@register("GradNetM")
 class GradNetM(GradientNetwork):
     r"""The modular gradient network GradNet-M / mGradNet-M, eqs. (43)–(44).
 
@@ -100,6 +101,8 @@ class GradNetM(GradientNetwork):
 
     """
 
+    _config_attributes = {"modules": "num_modules"}  # nn.Module.modules is a method
+
     def __init__(
         self,
         dim: int,
@@ -112,10 +115,9 @@ class GradNetM(GradientNetwork):
     ):
         super().__init__(dim)
         check_positive_int(hidden=hidden, modules=modules)
-        self.hidden, self.num_modules = hidden, modules
+        self.hidden, self.num_modules, self.activation = hidden, modules, activation
         self.monotone = bool(monotone)
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be a positive number, got {beta!r}")
+        self.beta = check_positive_number("beta", beta)
         self.act = group_activation(activation, modules)
         if isinstance(self.act, Softmax):
             with torch.no_grad():
@@ -124,20 +126,7 @@ class GradNetM(GradientNetwork):
         self.bias = nn.Parameter(torch.rand(modules, hidden) * 2 - 1)
         self.raw_a = nn.Parameter(unconstrain(torch.ones(modules), self.monotone))
         self.out_bias = nn.Parameter(torch.zeros(dim))
-        self._config = dict(
-            dim=dim,
-            hidden=hidden,
-            modules=modules,
-            monotone=self.monotone,
-            activation=activation,
-            beta=float(beta),
-        )
-        with torch.no_grad():
-            tr = float(self._evaluate(torch.zeros(1, dim), True)[1].trace()[0])
-            a = torch.full((modules,), dim / tr if tr > 0 else 1.0)
-            if not self.monotone:  # start outside the convex family: alternate the signs
-                a = a * alternating_signs(modules)
-            self.raw_a.copy_(unconstrain(a, self.monotone))
+        start_near_identity(self, self.raw_a)
 
     def a(self) -> Tensor:
         r"""The module weights :math:`a_m`."""

@@ -19,13 +19,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..io import register
 from .activations import _ELEMENTWISE, _GROUP, elementwise_activation, group_activation
 from .base import (
     GradientNetwork,
-    alternating_signs,
     check_positive_int,
     orthogonal_weight,
     positive,
+    start_near_identity,
     unconstrain,
 )
 from .modular import group_ridge
@@ -34,6 +35,7 @@ from .structure import RidgeTerm, StructuredJacobian
 __all__ = ["SingleLayerGradNet"]
 
 
+@register("SingleLayerGradNet")
 class SingleLayerGradNet(GradientNetwork):
     r"""The single-hidden-layer GradNet / mGradNet of eq. (7).
 
@@ -76,7 +78,7 @@ class SingleLayerGradNet(GradientNetwork):
             )
         if activation in _GROUP and activation != "softmax":
             raise ValueError(f"activation {activation!r} is for GradNetM; use 'softmax' here")
-        self.hidden = hidden
+        self.hidden, self.activation, self.output_scale = hidden, activation, bool(output_scale)
         self.monotone = bool(monotone)
         self.group = activation in _GROUP
         self.weight = nn.Parameter(orthogonal_weight(hidden, dim))
@@ -91,21 +93,8 @@ class SingleLayerGradNet(GradientNetwork):
         else:
             self.register_buffer("raw_alpha", unconstrain(ones, self.monotone))
         self.out_bias = nn.Parameter(torch.zeros(dim))
-        self._config = dict(
-            dim=dim,
-            hidden=hidden,
-            monotone=self.monotone,
-            activation=activation,
-            output_scale=output_scale,
-        )
-        if not output_scale:
-            return
-        with torch.no_grad():
-            tr = float(self._evaluate(torch.zeros(1, dim), True)[1].trace()[0])
-            scale = torch.full_like(self.raw_alpha, dim / tr if tr > 0 else 1.0)
-            if not self.monotone:  # start outside the convex family: alternate the signs
-                scale = scale * alternating_signs(scale.numel())
-            self.raw_alpha.copy_(unconstrain(scale, self.monotone))
+        if output_scale:
+            start_near_identity(self, self.raw_alpha)
 
     def alpha(self) -> Tensor:
         r"""The output scales :math:`\alpha`."""

@@ -25,6 +25,7 @@ References:
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any, ClassVar
 
@@ -71,7 +72,7 @@ class SigmaEmbedding(nn.Module):
         return self.net(torch.cat([c, arg.sin(), arg.cos()], -1))
 
 
-class NoiseConditionalScore(nn.Module):
+class NoiseConditionalScore(nn.Module, metaclass=abc.ABCMeta):
     r"""Base class of noise-conditional score models.
 
     Inputs: ``x`` of shape ``(*, d)`` and ``sigma`` a positive float or a tensor of shape
@@ -85,23 +86,17 @@ class NoiseConditionalScore(nn.Module):
 
     conservative: ClassVar[bool] = False
     closed_form: ClassVar[bool] = False
-    registry: ClassVar[dict[str, type[NoiseConditionalScore]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        NoiseConditionalScore.registry[cls.__name__] = cls
-        io.register(cls)
 
     def __init__(self, dim: int, embedding: int = 32, width: int = 64):
         super().__init__()
         check_positive_int(dim=dim, embedding=embedding, width=width)
-        self.dim = dim
+        self.dim, self.embedding, self.width = dim, embedding, width
         self.embed = SigmaEmbedding(width=width, out=embedding)
-        self._config: dict[str, Any] = {"dim": dim, "embedding": embedding, "width": width}
 
     def config(self) -> dict[str, Any]:
-        r"""The constructor arguments that rebuild this model."""
-        return dict(self._config)
+        r"""The constructor arguments that rebuild this model
+        (:func:`~otgrad.io.config_from_signature`)."""
+        return io.config_from_signature(self)
 
     def _embedding(self, sigma: Tensor) -> Tensor:
         r"""The noise embedding, computed once when ``sigma`` is one level broadcast over
@@ -132,10 +127,12 @@ class NoiseConditionalScore(nn.Module):
         return x, sigma
 
     # ------------------------------------------------------------------ subclass API
+    @abc.abstractmethod
     def _evaluate(
         self, x: Tensor, sigma: Tensor, jacobian: bool
     ) -> tuple[Tensor, StructuredJacobian | None]:
-        raise NotImplementedError
+        r"""Returns :math:`s(x, \sigma)` and, if ``jacobian`` and known in closed form, the
+        structure of :math:`\nabla_x s` (no input checks: the samplers' path)."""
 
     def _potential(self, x: Tensor, sigma: Tensor) -> Tensor:
         raise NotImplementedError(
@@ -255,6 +252,7 @@ def _skip(x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
     return v, v.rsqrt()
 
 
+@io.register("NoiseConditionalGradNet")
 class NoiseConditionalGradNet(NoiseConditionalScore):
     r"""A noise-conditional modular GradNet: exactly conservative at every noise level.
 
@@ -297,6 +295,7 @@ class NoiseConditionalGradNet(NoiseConditionalScore):
 
     conservative = True
     closed_form = True
+    _config_attributes = {"modules": "num_modules"}  # nn.Module.modules is a method
 
     def __init__(
         self, dim: int, hidden: int = 64, modules: int = 8, embedding: int = 32, width: int = 64
@@ -304,7 +303,6 @@ class NoiseConditionalGradNet(NoiseConditionalScore):
         super().__init__(dim, embedding, width)
         check_positive_int(hidden=hidden, modules=modules)
         self.hidden, self.num_modules = hidden, modules
-        self._config.update(hidden=hidden, modules=modules)
         self.weight = nn.Parameter(orthogonal_weight(modules, hidden, dim) * math.sqrt(hidden))
         # heads on the embedding: biases (M h), log beta (M), a (M), rho (1), c (d)
         self.head = nn.Linear(embedding, modules * hidden + 2 * modules + 1 + dim)
@@ -383,7 +381,7 @@ class _MLPScore(NoiseConditionalScore):
     ):
         super().__init__(dim, embedding, width)
         check_positive_int(hidden=hidden, layers=layers)
-        self._config.update(hidden=hidden, layers=layers)
+        self.hidden, self.layers = hidden, layers
         self.net = _mlp(dim + embedding, dim if self.outputs == "dim" else 1, hidden, layers)
 
     def _mlp_out(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -392,6 +390,7 @@ class _MLPScore(NoiseConditionalScore):
         return v, cin, self.net(torch.cat([cin[..., None] * x, e], -1))
 
 
+@io.register("NoiseConditionalMLP")
 class NoiseConditionalMLP(_MLPScore):
     r"""The unconstrained baseline: :math:`s = -x/v + \sigma^{-1}\,\mathrm{MLP}(c_{\text{in}} x,
     e(\sigma))`, not a gradient field (its Jacobian is not symmetric) and without an energy.
@@ -409,6 +408,7 @@ class NoiseConditionalMLP(_MLPScore):
         return -x / v[..., None] + out / sigma[..., None], None
 
 
+@io.register("NoiseConditionalGradMLP")
 class NoiseConditionalGradMLP(_MLPScore):
     r"""The gradient-of-an-MLP baseline: :math:`\psi = -\|x\|^2/(2v) + (\sigma c_{\text{in}})^{-1}
     \mathrm{MLP}(c_{\text{in}} x, e(\sigma))` and :math:`s = \nabla_x\psi` by automatic

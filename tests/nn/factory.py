@@ -1,4 +1,10 @@
-"""Random gradient networks of every architecture, for property tests (float64)."""
+"""Random networks of every registered architecture, for property and round-trip tests.
+
+``build(kind, ...)`` makes a gradient network of each kind (float64 in the property tests);
+``MODULES`` makes the registered modules that are not gradient networks of one input (image
+networks, noise-conditional score models, the heads' modules), each with a probe that
+evaluates it. ``tests/test_io.py`` checks that together they cover ``otgrad.io.registered()``.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ KINDS = [
     "icnn",
     "mlp",
     "crr",
+    "rr",
     "icgn",
 ]
 
@@ -81,7 +88,9 @@ def build(kind: str, dim: int, hidden: int, layers: int, monotone: bool, act: in
         inner = SingleLayerGradNet(dim, hidden, monotone, ["tanh", "sigmoid", "wtanh"][act % 3])
         return TransformedRidgeSum(inner, monotone=monotone)
     if kind == "crr":
-        return (CRR if monotone else RR)(dim, hidden, knots=2 + act % 6)
+        return CRR(dim, hidden, knots=2 + act % 6)
+    if kind == "rr":
+        return RR(dim, hidden, knots=2 + act % 6)
     if kind == "icgn":
         return ICGN(dim, hidden, nodes=None if monotone else 16)
     if kind == "icnn":
@@ -110,3 +119,58 @@ def inputs(draw, dim: int, n: int = 6, scale: float = 2.0):
     seed = draw(st.integers(0, 2**31 - 1))
     gen = torch.Generator().manual_seed(seed)
     return scale * torch.randn(n, dim, generator=gen, dtype=torch.float64)
+
+
+def _like(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return x.to(next(m.parameters()).dtype)
+
+
+def _image_net():
+    from otgrad.nn import ConvGradNet
+
+    net = ConvGradNet((1, 3, 4), kernel_size=3, layers=2, activation="softplus")
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    return net, lambda m: m(_like(m, x))
+
+
+def _score_net(name: str):
+    def make():
+        from otgrad import score
+
+        net = (
+            getattr(score, name)(3, hidden=4, modules=2)
+            if name.endswith("GradNet")
+            else (getattr(score, name)(3, hidden=8, layers=2))
+        )
+        x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+        return net, lambda m: m(_like(m, x), 0.2)
+
+    return make
+
+
+def _flow():
+    from otgrad.flows import ConvexPotentialFlow
+
+    flow = ConvexPotentialFlow(2, blocks=2, hidden=4, layers=2)
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    return flow, lambda m: m.log_prob(_like(m, x))
+
+
+def _regularizer():
+    from otgrad.inverse import ConvexRegularizer
+    from otgrad.nn import ConvGradNet
+
+    reg = ConvexRegularizer(ConvGradNet((1, 3), kernel_size=3, knots=5), lmbda=2.0, mu=0.5)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    return reg, lambda m: m.grad(_like(m, x))
+
+
+#: Registered modules that are not built by :func:`build`: name -> () -> (module, probe).
+MODULES = {
+    "ConvGradNet": _image_net,
+    "NoiseConditionalGradNet": _score_net("NoiseConditionalGradNet"),
+    "NoiseConditionalMLP": _score_net("NoiseConditionalMLP"),
+    "NoiseConditionalGradMLP": _score_net("NoiseConditionalGradMLP"),
+    "ConvexPotentialFlow": _flow,
+    "ConvexRegularizer": _regularizer,
+}

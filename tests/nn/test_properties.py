@@ -107,6 +107,7 @@ def test_lipschitz_bound_is_an_upper_bound(data):
         "strong",
         "shift",
         "crr",
+        "rr",
     ]
     net = data.draw(networks(kinds=kinds))
     bound = net.lipschitz_bound()
