@@ -30,14 +30,17 @@ import pickle
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 from tqdm.auto import tqdm
+
+from ._validation import check_choice, check_optional_positive, check_positive_int
 
 __all__ = [
     "fit",
@@ -129,76 +132,6 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-class _Objective(nn.Module):
-    r"""``loss_fn(model, *batch)`` as a module, so that :class:`DistributedDataParallel`
-    and :func:`torch.compile` see one forward pass whatever methods the loss calls."""
-
-    def __init__(self, model: nn.Module, loss_fn: Callable[..., Tensor]):
-        super().__init__()
-        self.model = model
-        self.loss_fn = loss_fn
-
-    def forward(self, *batch: Tensor) -> Tensor:
-        return self.loss_fn(self.model, *batch)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return torch.device("cpu") if p is None else p.device
-
-
-_FORMAT = "otgrad.fit/1"
-
-
-def _save_state(path, epoch, model, opt, sched, gens, averaged, best_state, hist) -> None:
-    gen, local_gen = gens
-    state = {
-        "format": _FORMAT,
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "scheduler": None if sched is None else sched.state_dict(),
-        "generator": gen.get_state(),
-        "local_generator": local_gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "averaged": averaged,
-        "best_state": best_state,
-        "history": asdict(hist),
-    }
-    tmp = f"{os.fspath(path)}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: an interrupted save leaves the previous checkpoint
-
-
-def _resume(path, model, opt, sched, gens, averaged, hist) -> tuple[int, dict | None]:
-    gen, local_gen = gens
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise ValueError("not a training checkpoint of otgrad.train.fit")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if (sched is None) != (state["scheduler"] is None):
-            raise ValueError("the learning-rate schedule differs from the checkpoint's")
-        if sched is not None:
-            sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        if "local_generator" in state:
-            local_gen.set_state(state["local_generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if (averaged is None) != (state["averaged"] is None):
-            raise ValueError("ema differs from the checkpoint's")
-        if averaged is not None:
-            with torch.no_grad():
-                for a, b in zip(averaged, state["averaged"], strict=True):
-                    a.copy_(b)
-        for k, v in state["history"].items():
-            setattr(hist, k, v)
-        return int(state["epoch"]) + 1, state["best_state"]
-    except (KeyError, TypeError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        raise ValueError(f"cannot resume from {os.fspath(path)!r}: {e}") from e
-
-
 def fit(
     model: nn.Module,
     loss_fn: Callable[..., Tensor],
@@ -287,52 +220,248 @@ def fit(
     Returns:
         The :class:`History` of the run.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if schedule not in (None, "cosine"):
-        raise ValueError(f"schedule must be None or 'cosine', got {schedule!r}")
-    if callable(data):
-        if steps_per_epoch is None or steps_per_epoch < 1:
-            raise ValueError("steps_per_epoch must be a positive integer with a sampler")
-        tensors, n = None, 0
-    else:
-        tensors = _check_tensors(data, "data")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        n = tensors[0].shape[0]
-        steps_per_epoch = math.ceil(n / batch_size)
+    config = _Config(
+        data=data,
+        epochs=epochs,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        lr=lr,
+        schedule=schedule,
+        val_data=val_data,
+        seed=seed,
+        time_limit=time_limit,
+        optimizer=optimizer,
+        progress=progress,
+        ema=ema,
+        on_epoch=on_epoch,
+        clip_grad=clip_grad,
+        max_bad_steps=max_bad_steps,
+        checkpoint=checkpoint,
+        device=device,
+        compile=compile,
+        autocast=autocast,
+        distributed=distributed,
+    )
+    run = _setup(model, loss_fn, _check_fit_args(config))
+    first = _start(run)
+    with _progress_bar(run, first) as bar:
+        for epoch in range(first, run.config.epochs):
+            late = _train_epoch(run)
+            _end_epoch(run, epoch, bar)
+            if late:
+                break
+    return _finish(run)
+
+
+class _Objective(nn.Module):
+    r"""``loss_fn(model, *batch)`` as a module, so that :class:`DistributedDataParallel`
+    and :func:`torch.compile` see one forward pass whatever methods the loss calls."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[..., Tensor]):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, *batch: Tensor) -> Tensor:
+        return self.loss_fn(self.model, *batch)
+
+
+@dataclass(frozen=True)
+class _Config:
+    r"""The arguments of :func:`fit` other than the model and the loss (see its docstring).
+
+    After :func:`_check_fit_args`, ``data`` and ``val_data`` are lists of tensors (or
+    ``data`` a sampler) and ``steps_per_epoch`` is the number of steps of an epoch.
+    """
+
+    data: Sequence[Tensor] | Sampler
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int | None
+    lr: float
+    schedule: str | None
+    val_data: Sequence[Tensor] | None
+    seed: int | None
+    time_limit: float | None
+    optimizer: torch.optim.Optimizer | None
+    progress: bool | None
+    ema: float | None
+    on_epoch: Callable[[int, History], None] | None
+    clip_grad: float | None
+    max_bad_steps: int
+    checkpoint: str | os.PathLike | None
+    device: str | torch.device | None
+    compile: bool | str
+    autocast: torch.dtype | None
+    distributed: bool | None
+
+    @property
+    def tensors(self) -> list[Tensor] | None:
+        r"""The training tensors, or ``None`` when the data is a sampler."""
+        return None if callable(self.data) else self.data
+
+
+@dataclass
+class _Run:
+    r"""The state of one :func:`fit` call: what it trains, how, and where it stands.
+
+    Attributes:
+        config: The checked arguments.
+        model: The trained module.
+        loss_fn: ``(model, *batch) -> loss``.
+        objective: The loss as a module, wrapped for data parallelism and compilation.
+        opt: The optimizer.
+        sched: The learning-rate schedule, if any.
+        params: The parameters that require gradients.
+        averaged: Their exponential moving average (with ``ema``).
+        seed: The run's seed (the same on every process).
+        gen: Draws the global batches (the same on every process).
+        local_gen: This process's generator, handed to the loss by a sampler.
+        rank: This process's rank.
+        size: The number of processes.
+        target: The model's device, where batches go.
+        plain: Whether the loss runs as is (one process, no compilation, no autocast).
+        move: Whether batches may need moving to ``target``.
+        amp: The autocast context of the forward pass (or a null context).
+        hist: What happened so far.
+        best_state: The weights of the best validation loss.
+        good: The last state (model, optimizer) with finite parameters.
+        good_time: When ``good`` was taken.
+        start: When training started (for the time limit).
+        bad: The number of bad steps in a row.
+    """
+
+    config: _Config
+    model: nn.Module
+    loss_fn: Callable[..., Tensor]
+    objective: nn.Module
+    opt: torch.optim.Optimizer
+    sched: LRScheduler | None
+    params: list[Tensor]
+    averaged: list[Tensor] | None
+    seed: int
+    gen: torch.Generator
+    local_gen: torch.Generator
+    rank: int
+    size: int
+    target: torch.device
+    plain: bool
+    move: bool
+    amp: contextlib.AbstractContextManager
+    hist: History = field(default_factory=History)
+    best_state: dict[str, Any] | None = None
+    good: tuple[dict, dict] | None = None
+    good_time: float = 0.0
+    start: float = 0.0
+    bad: int = 0
+
+
+def _check_fit_args(config: _Config) -> _Config:
+    r"""Validates the arguments of :func:`fit`.
+
+    Returns:
+        ``config`` with the data as lists of tensors and the number of steps per epoch.
+
+    Raises:
+        ValueError: For a bad value (named in the message).
+        TypeError: If ``compile`` is neither a bool nor a string.
+    """
+    check_positive_int(epochs=config.epochs)
+    check_choice("schedule", config.schedule, (None, "cosine"))
+    data, steps = _check_data(config)
+    val_data = config.val_data
     if val_data is not None:
         val_data = _check_tensors(val_data, "val_data")
-    if clip_grad is not None and not (
-        isinstance(clip_grad, (int, float)) and not isinstance(clip_grad, bool) and clip_grad > 0
-    ):
-        raise ValueError(f"clip_grad must be a positive number, got {clip_grad!r}")
-    if isinstance(max_bad_steps, bool) or not isinstance(max_bad_steps, int) or max_bad_steps < 1:
-        raise ValueError(f"max_bad_steps must be a positive integer, got {max_bad_steps!r}")
-    if ema is not None:
-        if not (isinstance(ema, float) and 0.0 < ema < 1.0):
-            raise ValueError(f"ema must be a float in (0, 1), got {ema!r}")
+    check_optional_positive(clip_grad=config.clip_grad)
+    check_positive_int(max_bad_steps=config.max_bad_steps)
+    if config.ema is not None:
+        if not (isinstance(config.ema, float) and 0.0 < config.ema < 1.0):
+            raise ValueError(f"ema must be a float in (0, 1), got {config.ema!r}")
         if val_data is not None:
             raise ValueError("ema and val_data cannot be combined; pick one way to choose weights")
-    if not isinstance(compile, (bool, str)):
-        raise TypeError(f"compile must be a bool or a torch.compile mode, got {compile!r}")
-    if autocast not in (None, torch.bfloat16):
+    if not isinstance(config.compile, (bool, str)):
+        raise TypeError(f"compile must be a bool or a torch.compile mode, got {config.compile!r}")
+    if config.autocast not in (None, torch.bfloat16):
         raise ValueError(
-            f"autocast must be None or torch.bfloat16, got {autocast!r} (float16 would need "
-            "loss scaling, which fit does not do)"
+            f"autocast must be None or torch.bfloat16, got {config.autocast!r} (float16 would "
+            "need loss scaling, which fit does not do)"
         )
-    if device is not None:
-        model.to(device)
+    return replace(config, data=data, steps_per_epoch=steps, val_data=val_data)
+
+
+def _check_data(config: _Config) -> tuple[list[Tensor] | Sampler, int]:
+    r"""Returns the training data (tensors as a list, or the sampler) and the steps per epoch."""
+    if callable(config.data):
+        if config.steps_per_epoch is None:
+            raise ValueError("steps_per_epoch must be a positive integer with a sampler")
+        check_positive_int(steps_per_epoch=config.steps_per_epoch)
+        return config.data, config.steps_per_epoch
+    tensors = _check_tensors(config.data, "data")
+    check_positive_int(batch_size=config.batch_size)
+    return tensors, math.ceil(tensors[0].shape[0] / config.batch_size)
+
+
+def _setup(model: nn.Module, loss_fn: Callable[..., Tensor], config: _Config) -> _Run:
+    r"""Places the model, joins the processes, seeds the generators and builds the
+    optimizer, the schedule and the objective.
+
+    Returns:
+        The run, before its first epoch.
+    """
+    if config.device is not None:
+        model.to(config.device)
     target = _model_device(model)
+    rank, size = _processes(config.distributed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    averaged = None if config.ema is None else [p.detach().clone() for p in params]
+    seed = _shared_seed(config.seed, rank, size, target)
+    gen, local_gen = _generators(seed, rank)
+    opt = config.optimizer or _adam(model, config.lr, target)
+    sched = _schedule(opt, config)
+    tensors = config.tensors
+    return _Run(
+        config=config,
+        model=model,
+        loss_fn=loss_fn,
+        objective=_objective(model, loss_fn, config.compile, size, target),
+        opt=opt,
+        sched=sched,
+        params=params,
+        averaged=averaged,
+        seed=seed,
+        gen=gen,
+        local_gen=local_gen,
+        rank=rank,
+        size=size,
+        target=target,
+        plain=size == 1 and not config.compile and config.autocast is None,
+        move=tensors is None or any(t.device != target for t in tensors),
+        amp=_autocast(target, config.autocast),
+    )
+
+
+def _processes(distributed: bool | None) -> tuple[int, int]:
+    r"""Returns ``(rank, world_size)`` of the run (``(0, 1)`` unless data-parallel).
+
+    Raises:
+        ValueError: If ``distributed`` is ``True`` outside :mod:`torch.distributed`.
+    """
     if distributed is None:
         distributed = init_distributed()
     rank, size = world() if distributed else (0, 1)
     if distributed and size == 1 and not (dist.is_available() and dist.is_initialized()):
         raise ValueError("distributed=True needs torch.distributed (launch with torchrun)")
-    params = [p for p in model.parameters() if p.requires_grad]
-    averaged = [p.detach().clone() for p in params] if ema is not None else None
-    # without a seed, draw one from the global generator (never reseed it: torch.seed()
-    # would discard the user's torch.manual_seed); all processes use rank 0's
+    return rank, size
+
+
+def _shared_seed(seed: int | None, rank: int, size: int, target: torch.device) -> int:
+    r"""Returns the run's seed, the same on every process.
+
+    Without a seed, one is drawn from the global generator (never reseeded here:
+    :func:`torch.seed` would discard the user's :func:`torch.manual_seed`); with several
+    processes, rank 0's seed is broadcast and the global generator of each process is
+    reseeded from it and the rank.
+    """
     if seed is None:
         seed = int(torch.randint(2**62, ()))
     if size > 1:
@@ -340,188 +469,400 @@ def fit(
         dist.broadcast(box, 0)
         seed = int(box)
         torch.manual_seed(_process_seed(seed, rank))
+    return seed
+
+
+def _generators(seed: int, rank: int) -> tuple[torch.Generator, torch.Generator]:
+    r"""Returns the generator of the global batches (the same on every process) and the
+    generator a sampler hands on to the loss (one per process)."""
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
-    # a sampler that passes the generator on (to draw noise in loss_fn) gets a per-process one
     local_gen = torch.Generator(device="cpu")
     local_gen.manual_seed(_process_seed(seed, rank))
-    # on a GPU, Adam's single fused kernel (a launch-bound step of a small network)
-    fused = True if target.type == "cuda" else None
-    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
-    sched = None
-    if schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    return gen, local_gen
 
+
+def _adam(model: nn.Module, lr: float, target: torch.device) -> torch.optim.Optimizer:
+    r"""Returns the default optimizer: Adam, fused into one kernel on CUDA (the step of a
+    small network is bound by kernel launches)."""
+    fused = True if target.type == "cuda" else None
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+
+
+def _schedule(opt: torch.optim.Optimizer, config: _Config) -> LRScheduler | None:
+    r"""Returns the learning-rate schedule (cosine decay to 0 over all steps), if any."""
+    if config.schedule != "cosine":
+        return None
+    return CosineAnnealingLR(opt, T_max=config.epochs * config.steps_per_epoch)
+
+
+def _objective(
+    model: nn.Module,
+    loss_fn: Callable[..., Tensor],
+    compile: bool | str,
+    size: int,
+    target: torch.device,
+) -> nn.Module:
+    r"""Returns the loss as a module, wrapped in :class:`DistributedDataParallel` with
+    several processes and compiled with ``compile``."""
     objective: nn.Module = _Objective(model, loss_fn)
     if size > 1:
-        objective = DistributedDataParallel(
-            objective, device_ids=[target.index] if target.type == "cuda" else None
-        )
+        device_ids = [target.index] if target.type == "cuda" else None
+        objective = DistributedDataParallel(objective, device_ids=device_ids)
     if compile:
         objective = torch.compile(objective, mode=None if compile is True else compile)
-    plain = size == 1 and not compile and autocast is None  # the default path: no wrapper
-    move = tensors is None or any(t.device != target for t in tensors)
-    amp = (
-        torch.autocast(target.type, dtype=autocast)
-        if autocast is not None
-        else contextlib.nullcontext()
-    )
+    return objective
 
-    def batches() -> Iterator[tuple[list[Tensor], int]]:
-        # (this process's share of the global batch, the global batch size)
-        if tensors is None:
-            for _ in range(steps_per_epoch):
-                batch = list(data(gen))
-                k_all = batch[0].shape[0]
-                if size > 1:
-                    batch = [_share(t, rank, size, local_gen) for t in batch]
-                yield batch, k_all
-        else:
-            perm = torch.randperm(n, generator=gen).to(tensors[0].device)
-            for i in range(0, n, batch_size):
-                idx = perm[i : i + batch_size]
-                k_all = idx.shape[0]
-                if size > 1:
-                    idx = idx.tensor_split(size)[rank]
-                yield [t[idx] for t in tensors], k_all
 
-    show = (sys.stderr.isatty() if progress is None else progress) and rank == 0
-    hist = History()
-    best_state = None
+def _autocast(
+    target: torch.device, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager:
+    r"""Returns the context of the forward pass: autocast to ``dtype``, or nothing."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(target.type, dtype=dtype)
+
+
+def _start(run: _Run) -> int:
+    r"""Resumes from the checkpoint if it exists, starts the clock and keeps the current
+    state as the last good one.
+
+    Returns:
+        The first epoch to run.
+    """
     first = 0
-    if checkpoint is not None and os.path.exists(checkpoint):
-        first, best_state = _resume(
-            checkpoint, model, opt, sched, (gen, local_gen), averaged, hist
-        )
-        if size > 1:  # the checkpoint holds rank 0's generators: decorrelate the processes
-            torch.manual_seed(_process_seed(seed, rank, first))
-            local_gen.manual_seed(_process_seed(seed, rank, first))
-    start = time.perf_counter()
-    bar = tqdm(total=epochs, initial=first, disable=not show, desc="fit")
-    stop, bad = False, 0
-    good = _snapshot(model, opt)  # the last state with finite parameters (epoch ends)
-    good_time = time.perf_counter()
-    for epoch in range(first, epochs):
-        total, count = 0.0, 0
-        model.train()
-        for batch, k_all in batches():
-            if k_all < size:  # too small to give every process a share (all skip it)
-                continue
-            if move:
-                batch = [_to(t, target) if isinstance(t, Tensor) else t for t in batch]
-            k = batch[0].shape[0]
-            if plain:
-                loss = loss_fn(model, *batch)
-            else:
-                with amp:
-                    loss = objective(*batch)
-            if size > 1:
-                value = _all_sum(float(loss.detach()) * k, target) / k_all
-                if k * size != k_all:  # unequal shares: weight by the share's size
-                    loss = loss * (k * size / k_all)
-            else:
-                value = float(loss.detach())
-            opt.zero_grad(set_to_none=True)
-            ok = math.isfinite(value)
-            if ok:
-                loss.backward()
-                if clip_grad is not None:
-                    norm = torch.nn.utils.clip_grad_norm_(params, clip_grad)
-                    ok = bool(torch.isfinite(norm))
-            if not ok:  # skip the step: parameters and optimizer state stay as they were
-                opt.zero_grad(set_to_none=True)
-                hist.skipped_steps += 1
-                bad += 1
-                if not all(bool(torch.isfinite(p).all()) for p in params):
-                    # the parameters themselves diverged: back to the last good state
-                    model.load_state_dict(good[0])
-                    opt.load_state_dict(good[1])
-                    hist.restored += 1
-                if bad >= max_bad_steps:
-                    raise FloatingPointError(
-                        f"{bad} training steps in a row had a non-finite loss or gradient "
-                        f"(last loss {value}) at step {hist.steps}; lower the learning rate, "
-                        "set clip_grad, or check the data"
-                    )
-                continue
-            bad = 0
-            opt.step()
-            if averaged is not None:
-                with torch.no_grad():
-                    torch._foreach_lerp_(averaged, [p.detach() for p in params], 1.0 - ema)
-            if sched is not None:
-                sched.step()
-            total += value * k_all
-            count += k_all
-            hist.steps += 1
-            if time_limit is not None:
-                late = time.perf_counter() - start > time_limit
-                if size > 1:  # stop together
-                    late = _all_sum(float(late), target) > 0
-                if late:
-                    stop = True
-                    break
-        hist.train_loss.append(total / max(count, 1))
-        if val_data is not None:
-            model.eval()
-            with torch.no_grad(), amp:
-                val = float(loss_fn(model, *[_to(t, target) for t in val_data]))
-            hist.val_loss.append(val)
-            if val < hist.best_val:
-                hist.best_val, hist.best_epoch = val, epoch
-                best_state = copy.deepcopy(model.state_dict())
-        # refresh the good state at most once a second: a copy per short epoch would cost
-        if time.perf_counter() - good_time > 1.0 and all(
-            bool(torch.isfinite(p).all()) for p in params
-        ):
-            good, good_time = _snapshot(model, opt), time.perf_counter()
-        bar.update(1)
-        bar.set_postfix(loss=f"{hist.train_loss[-1]:.3e}")
-        if checkpoint is not None and rank == 0:
-            _save_state(
-                checkpoint, epoch, model, opt, sched, (gen, local_gen), averaged, best_state, hist
-            )
-        if on_epoch is not None:
-            on_epoch(epoch, hist)
-        if stop:
+    path = run.config.checkpoint
+    if path is not None and os.path.exists(path):
+        first = _resume(run, path)
+        if run.size > 1:  # the checkpoint holds rank 0's generators: decorrelate the processes
+            torch.manual_seed(_process_seed(run.seed, run.rank, first))
+            run.local_gen.manual_seed(_process_seed(run.seed, run.rank, first))
+    run.start = time.perf_counter()
+    run.good, run.good_time = _snapshot(run.model, run.opt), time.perf_counter()
+    return first
+
+
+def _progress_bar(run: _Run, first: int) -> tqdm:
+    r"""Returns the epochs' progress bar, shown by rank 0 only (by default, when stderr is
+    a terminal)."""
+    progress = run.config.progress
+    show = (sys.stderr.isatty() if progress is None else progress) and run.rank == 0
+    return tqdm(total=run.config.epochs, initial=first, disable=not show, desc="fit")
+
+
+def _train_epoch(run: _Run) -> bool:
+    r"""Runs the steps of one epoch and records its mean training loss.
+
+    Returns:
+        Whether the time limit ran out (training stops after this epoch).
+    """
+    total, count, late = 0.0, 0, False
+    run.model.train()
+    for batch, k_all in _batches(run):
+        if k_all < run.size:  # too small to give every process a share (all skip it)
+            continue
+        value = _step(run, batch, k_all)
+        if value is None:
+            continue
+        total += value * k_all
+        count += k_all
+        run.hist.steps += 1
+        late = _out_of_time(run)
+        if late:
             break
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if averaged is not None:
+    run.hist.train_loss.append(total / max(count, 1))
+    return late
+
+
+def _batches(run: _Run) -> Iterator[tuple[list[Any], int]]:
+    r"""Yields the batches of an epoch, drawn as needed.
+
+    Returns:
+        An iterator over (this process's share of the global batch, the global batch size).
+    """
+    if run.config.tensors is None:
+        return _sampled_batches(run)
+    return _shuffled_batches(run)
+
+
+def _sampled_batches(run: _Run) -> Iterator[tuple[list[Any], int]]:
+    r"""Yields ``steps_per_epoch`` batches drawn by the sampler from ``run.gen``."""
+    for _ in range(run.config.steps_per_epoch):
+        batch = list(run.config.data(run.gen))
+        k_all = batch[0].shape[0]
+        if run.size > 1:
+            batch = [_share(t, run.rank, run.size, run.local_gen) for t in batch]
+        yield batch, k_all
+
+
+def _shuffled_batches(run: _Run) -> Iterator[tuple[list[Tensor], int]]:
+    r"""Yields the minibatches of a random permutation of the tensors (drawn from
+    ``run.gen``)."""
+    tensors, batch_size = run.config.tensors, run.config.batch_size
+    n = tensors[0].shape[0]
+    perm = torch.randperm(n, generator=run.gen).to(tensors[0].device)
+    for i in range(0, n, batch_size):
+        idx = perm[i : i + batch_size]
+        k_all = idx.shape[0]
+        if run.size > 1:
+            idx = idx.tensor_split(run.size)[run.rank]
+        yield [t[idx] for t in tensors], k_all
+
+
+def _step(run: _Run, batch: list[Any], k_all: int) -> float | None:
+    r"""Takes one optimization step on this process's share of a global batch.
+
+    A step whose loss or (with ``clip_grad``) gradient norm is not finite is skipped
+    (see :func:`_skip`).
+
+    Returns:
+        The batch's loss (the mean over the global batch), or ``None`` if the step was
+        skipped.
+    """
+    if run.move:
+        batch = [_to(t, run.target) if isinstance(t, Tensor) else t for t in batch]
+    loss, value = _forward(run, batch, k_all)
+    run.opt.zero_grad(set_to_none=True)
+    if not (math.isfinite(value) and _backward(run, loss)):
+        _skip(run, value)
+        return None
+    run.bad = 0
+    run.opt.step()
+    if run.averaged is not None:
         with torch.no_grad():
-            for p, a in zip(params, averaged, strict=True):
+            weight = 1.0 - run.config.ema
+            torch._foreach_lerp_(run.averaged, [p.detach() for p in run.params], weight)
+    if run.sched is not None:
+        run.sched.step()
+    return value
+
+
+def _forward(run: _Run, batch: list[Any], k_all: int) -> tuple[Tensor, float]:
+    r"""Evaluates the loss on this process's share of the batch.
+
+    Returns:
+        The loss to differentiate (with unequal shares, scaled so that the averaged
+        gradients are those of the global batch) and the global batch's mean loss.
+    """
+    if run.plain:
+        loss = run.loss_fn(run.model, *batch)
+    else:
+        with run.amp:
+            loss = run.objective(*batch)
+    if run.size == 1:
+        return loss, float(loss.detach())
+    k = batch[0].shape[0]
+    value = _all_sum(float(loss.detach()) * k, run.target) / k_all
+    if k * run.size != k_all:  # unequal shares: weight by the share's size
+        loss = loss * (k * run.size / k_all)
+    return loss, value
+
+
+def _backward(run: _Run, loss: Tensor) -> bool:
+    r"""Computes the gradients (clipped to ``clip_grad``).
+
+    Returns:
+        Whether the step can be taken (the gradient norm is finite when clipping).
+    """
+    loss.backward()
+    if run.config.clip_grad is None:
+        return True
+    norm = torch.nn.utils.clip_grad_norm_(run.params, run.config.clip_grad)
+    return bool(torch.isfinite(norm))
+
+
+def _skip(run: _Run, value: float) -> None:
+    r"""Skips a bad step: parameters and optimizer state stay as they were, or go back to
+    the last good state if the parameters are no longer finite.
+
+    Raises:
+        FloatingPointError: After ``max_bad_steps`` bad steps in a row.
+    """
+    run.opt.zero_grad(set_to_none=True)
+    run.hist.skipped_steps += 1
+    run.bad += 1
+    if not _finite(run.params):
+        run.model.load_state_dict(run.good[0])
+        run.opt.load_state_dict(run.good[1])
+        run.hist.restored += 1
+    if run.bad >= run.config.max_bad_steps:
+        raise FloatingPointError(
+            f"{run.bad} training steps in a row had a non-finite loss or gradient "
+            f"(last loss {value}) at step {run.hist.steps}; lower the learning rate, "
+            "set clip_grad, or check the data"
+        )
+
+
+def _out_of_time(run: _Run) -> bool:
+    r"""Whether the time limit ran out (on any process: all then stop together)."""
+    if run.config.time_limit is None:
+        return False
+    late = time.perf_counter() - run.start > run.config.time_limit
+    if run.size > 1:
+        late = _all_sum(float(late), run.target) > 0
+    return late
+
+
+def _end_epoch(run: _Run, epoch: int, bar: tqdm) -> None:
+    r"""Validates (keeping the best weights), refreshes the last good state, advances the
+    progress bar, writes the checkpoint (rank 0) and calls ``on_epoch``."""
+    if run.config.val_data is not None:
+        _validate(run, epoch)
+    _refresh_good(run)
+    bar.update(1)
+    bar.set_postfix(loss=f"{run.hist.train_loss[-1]:.3e}")
+    if run.config.checkpoint is not None and run.rank == 0:
+        _save_state(run, epoch)
+    if run.config.on_epoch is not None:
+        run.config.on_epoch(epoch, run.hist)
+
+
+def _validate(run: _Run, epoch: int) -> None:
+    r"""Records the validation loss and keeps the weights if it is the lowest so far."""
+    run.model.eval()
+    with torch.no_grad(), run.amp:
+        val_data = [_to(t, run.target) for t in run.config.val_data]
+        val = float(run.loss_fn(run.model, *val_data))
+    run.hist.val_loss.append(val)
+    if val < run.hist.best_val:
+        run.hist.best_val, run.hist.best_epoch = val, epoch
+        run.best_state = copy.deepcopy(run.model.state_dict())
+
+
+def _refresh_good(run: _Run) -> None:
+    r"""Takes the current state as the last good one if the parameters are finite, at
+    most once a second (a copy per short epoch would cost more than the epoch)."""
+    if time.perf_counter() - run.good_time > 1.0 and _finite(run.params):
+        run.good, run.good_time = _snapshot(run.model, run.opt), time.perf_counter()
+
+
+def _finish(run: _Run) -> History:
+    r"""Loads the best (validation) or averaged (``ema``) weights into the model and puts
+    it in evaluation mode.
+
+    Returns:
+        The run's history, with its duration.
+    """
+    if run.best_state is not None:
+        run.model.load_state_dict(run.best_state)
+    if run.averaged is not None:
+        with torch.no_grad():
+            for p, a in zip(run.params, run.averaged, strict=True):
                 p.copy_(a)
-    model.eval()
-    hist.seconds = time.perf_counter() - start
-    return hist
+    run.model.eval()
+    run.hist.seconds = time.perf_counter() - run.start
+    return run.hist
+
+
+_FORMAT = "otgrad.fit/1"
+
+
+def _save_state(run: _Run, epoch: int) -> None:
+    r"""Writes the whole training state after ``epoch`` to the checkpoint file (atomically:
+    an interrupted save leaves the previous checkpoint)."""
+    state = {
+        "format": _FORMAT,
+        "epoch": epoch,
+        "model": run.model.state_dict(),
+        "optimizer": run.opt.state_dict(),
+        "scheduler": None if run.sched is None else run.sched.state_dict(),
+        "generator": run.gen.get_state(),
+        "local_generator": run.local_gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "averaged": run.averaged,
+        "best_state": run.best_state,
+        "history": asdict(run.hist),
+    }
+    path = run.config.checkpoint
+    tmp = f"{os.fspath(path)}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(run: _Run, path: str | os.PathLike) -> int:
+    r"""Loads the training state of a checkpoint into ``run``.
+
+    Returns:
+        The epoch after the checkpoint's.
+
+    Raises:
+        ValueError: If the file is not a checkpoint of :func:`fit`, or does not match the
+            run (schedule, ``ema``, model or optimizer).
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise ValueError("not a training checkpoint of otgrad.train.fit")
+        _load_state(run, state)
+    except (KeyError, TypeError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"cannot resume from {os.fspath(path)!r}: {e}") from e
+    return int(state["epoch"]) + 1
+
+
+def _load_state(run: _Run, state: dict[str, Any]) -> None:
+    r"""Loads a checkpoint's state (see :func:`_save_state`) into ``run``."""
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    if (run.sched is None) != (state["scheduler"] is None):
+        raise ValueError("the learning-rate schedule differs from the checkpoint's")
+    if run.sched is not None:
+        run.sched.load_state_dict(state["scheduler"])
+    run.gen.set_state(state["generator"])
+    if "local_generator" in state:
+        run.local_gen.set_state(state["local_generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if (run.averaged is None) != (state["averaged"] is None):
+        raise ValueError("ema differs from the checkpoint's")
+    if run.averaged is not None:
+        with torch.no_grad():
+            for a, b in zip(run.averaged, state["averaged"], strict=True):
+                a.copy_(b)
+    for k, v in state["history"].items():
+        setattr(run.hist, k, v)
+    run.best_state = state["best_state"]
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    r"""The device of the model's first parameter (the CPU if it has none)."""
+    p = next(model.parameters(), None)
+    return torch.device("cpu") if p is None else p.device
+
+
+def _finite(params: list[Tensor]) -> bool:
+    r"""Whether all the parameters are finite."""
+    return all(bool(torch.isfinite(p).all()) for p in params)
 
 
 def _share(t: Any, rank: int, size: int, local_gen: torch.Generator) -> Any:
+    r"""This process's share of a sampler's output: its part of a tensor, its own
+    generator in place of the run's."""
     if isinstance(t, Tensor):
         return t.tensor_split(size)[rank]
     return local_gen if isinstance(t, torch.Generator) else t
 
 
 def _process_seed(seed: int, rank: int, epoch: int = 0) -> int:
-    # a seed per (run, process, resumed epoch)
+    r"""A seed per (run, process, resumed epoch)."""
     return (seed * 1_000_003 + epoch * 7919 + rank + 1) % 2**63
 
 
 def _snapshot(model: nn.Module, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    r"""Copies of the model's and the optimizer's states."""
     return copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
 
 
 def _to(t: Tensor, device: torch.device) -> Tensor:
+    r"""``t`` on ``device`` (copied without blocking if it lies elsewhere)."""
     return t if t.device == device else t.to(device, non_blocking=True)
 
 
 def _collective_device(device: torch.device) -> torch.device:
-    # NCCL reduces CUDA tensors only; gloo takes CPU tensors
+    r"""Where collectives' tensors go: NCCL reduces CUDA tensors only, gloo CPU tensors."""
     return device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def _all_sum(value: float, device: torch.device) -> float:
+    r"""The sum of ``value`` over the processes."""
     box = torch.tensor([value], dtype=torch.float64, device=_collective_device(device))
     dist.all_reduce(box)
     return float(box)

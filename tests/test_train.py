@@ -41,6 +41,19 @@ def test_fit_argument_errors():
         fit(net, mse, (torch.randn(5, 2), torch.randn(4, 2)))
     with pytest.raises(ValueError, match="at least one"):
         fit(net, mse, ())
+    x = torch.randn(8, 2)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        fit(net, mse, (x, x), epochs=0)
+    with pytest.raises(ValueError, match="schedule"):
+        fit(net, mse, (x, x), schedule="linear")
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(net, mse, (x, x), batch_size=0)
+    with pytest.raises(ValueError, match="val_data"):
+        fit(net, mse, (x, x), val_data=(x, x[:3]))
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        fit(net, mse, lambda g: [x, x])
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        fit(net, mse, lambda g: [x, x], steps_per_epoch=0)
 
 
 def test_ema_loads_the_average_of_the_iterates():
@@ -147,18 +160,25 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, mode):
             if stop_after is not None and epoch == stop_after:
                 raise _Interrupt
 
-        fit(net, noisy, data, epochs=5, lr=0.01, schedule="cosine", seed=1,
-            checkpoint=path, on_epoch=hook, **extra)  # fmt: skip
-        return net
+        hist = fit(net, noisy, data, epochs=5, lr=0.01, schedule="cosine", seed=1,
+                   checkpoint=path, on_epoch=hook, **extra)  # fmt: skip
+        return net, hist
 
-    reference = run()
+    reference, ref_hist = run()
     path = tmp_path / "state.pt"
     with pytest.raises(_Interrupt):
         run(path, stop_after=1)
+    assert torch.load(path, weights_only=True)["format"] == "otgrad.fit/1"
     torch.manual_seed(123)  # the global generator is restored from the checkpoint
-    resumed = run(path)
+    resumed, hist = run(path)
     for p, q in zip(reference.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(p, q)
+    assert (hist.train_loss, hist.val_loss, hist.steps) == (
+        ref_hist.train_loss,
+        ref_hist.val_loss,
+        ref_hist.steps,
+    )
+    assert (hist.best_epoch, hist.best_val) == (ref_hist.best_epoch, ref_hist.best_val)
 
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot resume"):
