@@ -30,25 +30,21 @@ References:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
 from .. import calculus, io
-from ..data.samples import as_samples
+from .._validation import check_choice, check_input, check_positive_int, check_positive_number
 from ..nn import GradientNetwork, GradNetC, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
-from ..nn.base import check_input, check_positive_int, check_positive_number
-from ..train import History, fit
 from .actnorm import ActNorm
 
-__all__ = ["ConvexPotentialFlow", "FlowDistribution", "NETS", "LOGDETS"]
+__all__ = ["FlowNetwork", "FlowDistribution", "check_flow_args", "NETS", "LOGDETS"]
 
-#: The block networks ``ConvexPotentialFlow(net=...)`` builds by name.
+#: The block networks ``net=...`` builds by name.
 NETS = ("cascade", "modular", "single")
 #: The log-determinant modes.
 LOGDETS = ("auto", "exact", "stochastic")
@@ -65,12 +61,59 @@ def _block_net(
     return SingleLayerGradNet(dim, hidden, activation=activation or "tanh")
 
 
-@io.register("ConvexPotentialFlow")
-class ConvexPotentialFlow(nn.Module):
-    r"""A normalizing flow whose blocks are gradients of strongly convex potentials.
+def check_flow_args(
+    dim: int,
+    blocks: int,
+    net: str | Sequence[GradientNetwork],
+    hidden: int,
+    layers: int,
+    beta: float,
+    mu: float,
+    logdet: str,
+    cg_iter: int,
+    cg_tol: float,
+) -> None:
+    r"""Checks the architecture arguments of :class:`FlowNetwork` (shared with the estimator).
 
-    The flow is ``[ActNorm, StronglyConvex(mGradNet), ActNorm, ..., StronglyConvex(mGradNet),
-    ActNorm]`` from data to a standard normal base; see the module documentation.
+    Raises:
+        TypeError: If ``net`` is neither a name nor a list of gradient networks.
+        ValueError: If a number is out of range, a name unknown, or a block network has
+            another dimension or is not monotone.
+    """
+    check_positive_int(dim=dim, blocks=blocks, hidden=hidden, layers=layers, cg_iter=cg_iter)
+    check_positive_number("mu", mu)
+    check_positive_number("cg_tol", cg_tol)
+    check_positive_number("beta", beta)
+    check_choice("logdet", logdet, LOGDETS)
+    if isinstance(net, str):
+        check_choice("net", net, NETS)
+        return
+    if not isinstance(net, (list, tuple, nn.ModuleList)):
+        raise TypeError(
+            f"net must be one of {NETS} or a list of networks, got {type(net).__name__}"
+        )
+    if not net:
+        raise ValueError("net must hold at least one network")
+    for i, n in enumerate(net):
+        if not isinstance(n, GradientNetwork):
+            raise TypeError(f"net[{i}] must be a GradientNetwork, got {type(n).__name__}")
+        if n.dim != dim:
+            raise ValueError(f"net[{i}] has dim {n.dim}, expected {dim}")
+        if not n.monotone:
+            raise ValueError(
+                f"net[{i}] ({type(n).__name__}) is not monotone: a flow block must be "
+                "the gradient of a convex potential (an mGradNet)"
+            )
+
+
+@io.register("FlowNetwork")
+class FlowNetwork(nn.Module):
+    r"""The network of a convex potential flow: ActNorms and strongly convex mGradNet blocks.
+
+    The map from data to the base is ``[ActNorm, StronglyConvex(mGradNet), ActNorm, ...,
+    StronglyConvex(mGradNet), ActNorm]``; see the module documentation. This is the module
+    that :class:`~otgrad.flows.ConvexPotentialFlow` fits (its ``flow_``); use it directly to
+    embed a flow in a larger model.
 
     Arguments:
         dim: The data dimension :math:`d`.
@@ -99,13 +142,9 @@ class ConvexPotentialFlow(nn.Module):
             saturating activations are flat, is then learned rather than :math:`\mu`.
 
     Example:
-        >>> from otgrad.data import sample_toy2d
-        >>> flow = ConvexPotentialFlow(2, blocks=2, hidden=16)
-        >>> flow = flow.fit(sample_toy2d("8gaussians", 2000, seed=0), steps=50, seed=0)
-        >>> flow.log_prob(torch.zeros(3, 2)).shape
-        torch.Size([3])
-        >>> x = flow.sample(4, seed=0)
-        >>> z, _ = flow(x)
+        >>> flow = FlowNetwork(2, blocks=2, hidden=8)
+        >>> x = torch.randn(4, 2)
+        >>> z, ladj = flow(x)
         >>> torch.allclose(flow.inverse(z), x, atol=1e-4)
         True
 
@@ -113,6 +152,8 @@ class ConvexPotentialFlow(nn.Module):
         | Convex Potential Flows (Huang et al., 2021).
         | Gradient Networks (Chaudhari, Pranav, Moura, 2025), Prop 3.1, Cor 11.1, 12.1.
     """
+
+    _config_attributes = {"blocks": "num_blocks", "logdet": "logdet_mode"}
 
     def __init__(
         self,
@@ -131,52 +172,17 @@ class ConvexPotentialFlow(nn.Module):
         linear: bool = True,
     ):
         super().__init__()
-        check_positive_int(dim=dim, blocks=blocks, hidden=hidden, layers=layers, cg_iter=cg_iter)
-        self.mu = check_positive_number("mu", mu)
-        self.cg_tol = check_positive_number("cg_tol", cg_tol)
-        if logdet not in LOGDETS:
-            raise ValueError(f"logdet must be one of {LOGDETS}, got {logdet!r}")
+        check_flow_args(dim, blocks, net, hidden, layers, beta, mu, logdet, cg_iter, cg_tol)
         if isinstance(net, str):
-            if net not in NETS:
-                raise ValueError(f"net must be one of {NETS} or a list of networks, got {net!r}")
-            nets = [
-                _block_net(
-                    net, dim, hidden, layers, activation, check_positive_number("beta", beta)
-                )
-                for _ in range(blocks)
-            ]
-        elif isinstance(net, (list, tuple, nn.ModuleList)):
-            nets = list(net)
-            if not nets:
-                raise ValueError("net must hold at least one network")
-            for i, n in enumerate(nets):
-                if not isinstance(n, GradientNetwork):
-                    raise TypeError(f"net[{i}] must be a GradientNetwork, got {type(n).__name__}")
-                if n.dim != dim:
-                    raise ValueError(f"net[{i}] has dim {n.dim}, expected {dim}")
-                if not n.monotone:
-                    raise ValueError(
-                        f"net[{i}] ({type(n).__name__}) is not monotone: a flow block must be "
-                        "the gradient of a convex potential (an mGradNet)"
-                    )
+            nets = [_block_net(net, dim, hidden, layers, activation, beta) for _ in range(blocks)]
         else:
-            raise TypeError(
-                f"net must be one of {NETS} or a list of networks, got {type(net).__name__}"
-            )
-        self.dim, self.logdet_mode, self.cg_iter = dim, logdet, cg_iter
+            nets = list(net)
+        self.dim, self.num_blocks, self.net = dim, blocks, net
+        self.hidden, self.layers, self.activation, self.beta = hidden, layers, activation, beta
+        self.mu, self.logdet_mode, self.cg_iter, self.cg_tol = mu, logdet, cg_iter, cg_tol
         self.linear = bool(linear)
-        self.blocks = nn.ModuleList(StronglyConvex(self._with_linear(n), self.mu) for n in nets)
+        self.blocks = nn.ModuleList(StronglyConvex(self._with_linear(n), mu) for n in nets)
         self.norms = nn.ModuleList(ActNorm(dim, auto_init=False) for _ in range(len(nets) + 1))
-        self._config = dict(
-            dim=dim,
-            blocks=len(nets),
-            net=nets,
-            mu=self.mu,
-            logdet=logdet,
-            cg_iter=cg_iter,
-            cg_tol=self.cg_tol,
-            linear=self.linear,
-        )
 
     def _with_linear(self, net: GradientNetwork) -> GradientNetwork:
         if not self.linear:
@@ -185,7 +191,7 @@ class ConvexPotentialFlow(nn.Module):
 
     def config(self) -> dict[str, Any]:
         r"""The constructor arguments that rebuild this flow (used by :mod:`otgrad.io`)."""
-        return dict(self._config)
+        return io.config_from_signature(self)
 
     # ------------------------------------------------------------------ internals
     def _meta(self) -> tuple[torch.dtype, torch.device]:
@@ -260,24 +266,9 @@ class ConvexPotentialFlow(nn.Module):
                 x = norm.inverse(block.inverse(x, tol=tol, max_iter=max_iter))
         return x.reshape(z.shape)
 
-    # ------------------------------------------------------------------ distribution
-    def log_prob(self, x: Any) -> Any:
-        r"""The log-density :math:`\log p(x)`, exact (with ``logdet="exact"``/``"auto"``).
-
-        Arguments:
-            x: A tensor of shape ``(*, d)`` (differentiable; on the flow's device and
-                dtype) or a NumPy array of shape ``(n, d)`` (evaluated without gradients).
-
-        Returns:
-            The log-densities, shape ``(*)``: a tensor for a tensor, a float64 array for an
-            array.
-        """
-        if isinstance(x, np.ndarray):
-            t, _ = as_samples(x, "x", dim=self.dim)
-            dtype, device = self._meta()
-            with torch.no_grad():
-                lp = torch.cat([self._log_prob(c) for c in t.to(device, dtype).split(65536)])
-            return lp.to("cpu", torch.float64).numpy()
+    def log_prob(self, x: Tensor) -> Tensor:
+        r"""The log-density :math:`\log p(x)`, exact (with ``logdet="exact"``/``"auto"``),
+        differentiable, shape ``(*)`` for ``x`` of shape ``(*, d)``."""
         return self._log_prob(self._check(x))
 
     def _base(self, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
@@ -325,11 +316,6 @@ class ConvexPotentialFlow(nn.Module):
             y = norm.inverse(x - step)  # equal to x in value; carries dx = -J^{-1} d(f - y)
         return y.reshape(*shape, self.dim)
 
-    def distribution(self) -> FlowDistribution:
-        r"""The flow as a :class:`torch.distributions.Distribution`."""
-        return FlowDistribution(self)
-
-    # ------------------------------------------------------------------ training
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
         r"""Data-dependent initialization: each ActNorm standardizes its input on ``x``."""
@@ -340,97 +326,6 @@ class ConvexPotentialFlow(nn.Module):
             z, _ = norm(z)
             if i < len(self.blocks):
                 z = self.blocks[i]._forward(z)
-
-    def fit(
-        self,
-        X: Any,
-        *,
-        steps: int = 5000,
-        batch_size: int = 512,
-        lr: float = 2e-3,
-        val_fraction: float = 0.0,
-        time_limit: float | None = None,
-        seed: int | None = None,
-        progress: bool | None = None,
-    ) -> ConvexPotentialFlow:
-        r"""Fits the flow to samples by maximum likelihood (Adam, cosine learning rate).
-
-        The ActNorms are initialized on up to 10,000 samples first (unless already done).
-
-        Arguments:
-            X: Samples, shape ``(n, d)`` (NumPy or torch).
-            steps: The optimization steps.
-            batch_size: Samples per step (drawn with replacement).
-            lr: Adam's initial learning rate.
-            val_fraction: Hold out this fraction of ``X``; the weights with the best
-                held-out likelihood (checked every 250 steps) are kept.
-            time_limit: Stop after this many seconds.
-            seed: Seeds the batches and the probes (through ``torch.manual_seed``).
-            progress: Show a progress bar (default: when stderr is a terminal).
-
-        Returns:
-            ``self``, with ``history_`` (a :class:`~otgrad.train.History` of mean negative
-            log-likelihoods) and ``fit_seconds_``.
-        """
-        x, _ = as_samples(X, "X", dim=self.dim, min_samples=2)
-        check_positive_int(steps=steps, batch_size=batch_size)
-        check_positive_number("lr", lr)
-        if not (isinstance(val_fraction, float) and 0.0 <= val_fraction < 1.0):
-            raise ValueError(f"val_fraction must be a float in [0, 1), got {val_fraction!r}")
-        dtype, device = self._meta()
-        if seed is not None:  # the probes of the stochastic log-det use the global generator
-            torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(
-            seed if seed is not None else int(torch.randint(2**62, ()))
-        )
-        x = x[torch.randperm(x.shape[0], generator=gen)].to(device, dtype)
-        n_val = int(round(val_fraction * x.shape[0]))
-        val, train = (x[:n_val], x[n_val:]) if n_val > 0 else (None, x)
-        if not all(bool(norm.initialized) for norm in self.norms):
-            self.initialize(train[:10000])
-        n = train.shape[0]
-
-        def sampler(g: torch.Generator) -> list[Tensor]:
-            return [train[torch.randint(n, (batch_size,), generator=g).to(device)]]
-
-        def nll(model: ConvexPotentialFlow, batch: Tensor) -> Tensor:
-            return -model._log_prob(batch).mean()
-
-        per_epoch = min(steps, 250)
-        self.history_: History = fit(
-            self,
-            nll,
-            sampler,
-            epochs=math.ceil(steps / per_epoch),
-            steps_per_epoch=per_epoch,
-            lr=lr,
-            schedule="cosine",
-            val_data=None if val is None else [val],
-            seed=seed,
-            time_limit=time_limit,
-            progress=progress,
-        )
-        self.fit_seconds_ = self.history_.seconds
-        return self
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
-        r"""Saves the flow (configuration and weights, ActNorm state included)."""
-        io.save(self, path, metadata={"estimator": "ConvexPotentialFlow"})
-
-    @classmethod
-    def load(
-        cls, path: str | os.PathLike, device: str | torch.device | None = "cpu"
-    ) -> ConvexPotentialFlow:
-        r"""Loads a flow saved by :meth:`save` (never executes code from the file).
-
-        Raises:
-            ValueError: If the file is corrupt or not a saved :class:`ConvexPotentialFlow`.
-        """
-        flow, _ = io.load_estimator(path, "ConvexPotentialFlow", device)
-        if not isinstance(flow, cls):
-            raise ValueError(f"{os.fspath(path)!r} holds a {type(flow).__name__}, not a flow")
-        return flow
 
     def extra_repr(self) -> str:
         return (
@@ -446,13 +341,13 @@ def _sample_shape(n: int | Sequence[int]) -> tuple[int, ...]:
 
 
 class FlowDistribution(Distribution):
-    r"""A :class:`ConvexPotentialFlow` seen as a :class:`torch.distributions.Distribution`.
+    r"""A :class:`FlowNetwork` seen as a :class:`torch.distributions.Distribution`.
 
     ``log_prob``, ``sample`` and ``rsample`` follow torch's conventions (``sample_shape``
     tuples); parameters stay those of the flow.
 
     Example:
-        >>> dist = ConvexPotentialFlow(2, blocks=1, hidden=8).distribution()
+        >>> dist = FlowDistribution(FlowNetwork(2, blocks=1, hidden=8))
         >>> dist.sample((5,)).shape
         torch.Size([5, 2])
     """
@@ -461,9 +356,9 @@ class FlowDistribution(Distribution):
     support = constraints.real_vector
     has_rsample = True
 
-    def __init__(self, flow: ConvexPotentialFlow):
-        if not isinstance(flow, ConvexPotentialFlow):
-            raise TypeError(f"flow must be a ConvexPotentialFlow, got {type(flow).__name__}")
+    def __init__(self, flow: FlowNetwork):
+        if not isinstance(flow, FlowNetwork):
+            raise TypeError(f"flow must be a FlowNetwork, got {type(flow).__name__}")
         self.flow = flow
         super().__init__(event_shape=torch.Size([flow.dim]), validate_args=False)
 

@@ -10,7 +10,6 @@ penalty, no second network, no convexity regularizer.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +17,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import io
-from ..data.samples import as_samples, scalar_standardization, standardization_from_metadata
+from .._estimator import Estimator
+from .._validation import (
+    as_samples,
+    check_choice,
+    check_device,
+    check_dtype,
+    check_optional_positive,
+    check_positive_int,
+    check_seed,
+)
+from ..data.samples import scalar_standardization, standardization_from_metadata
 from ..nn import GradientNetwork, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
 from ..nn.base import unconstrain
-from ..train import History, default_device, fit
+from ..train import History, fit
 from .gaussian import GaussianMap
 from .losses import MongeAmpere, SemiDual, barycentric_loss, emd_loss, sinkhorn_loss
 
@@ -106,7 +114,7 @@ def _set_affine(net: GradientNetwork, A: Tensor, c: Tensor) -> bool:
     return True
 
 
-class BrenierMap:
+class BrenierMap(Estimator):
     r"""Fits the optimal transport map between two sample sets with an mGradNet.
 
     The map is :math:`T = \nabla\psi` with :math:`\psi` convex by construction, so the
@@ -195,35 +203,27 @@ class BrenierMap:
                     f"net must be monotone (an mGradNet) to be a Brenier map; "
                     f"{type(net).__name__} has monotone=False"
                 )
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if init not in ("gaussian", "identity"):
-            raise ValueError(f"init must be 'gaussian' or 'identity', got {init!r}")
-        for name, value in (
-            ("steps", steps),
-            ("batch_size", batch_size),
-            ("inverse_steps", inverse_steps),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name, value in (("lr", lr), ("epsilon", epsilon), ("time_limit", time_limit)):
-            if value is not None and not (
-                isinstance(value, (int, float)) and math.isfinite(value) and value > 0
-            ):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        check_choice("loss", loss, LOSSES)
+        check_choice("init", init, ("gaussian", "identity"))
+        check_positive_int(steps=steps, batch_size=batch_size, inverse_steps=inverse_steps)
+        check_optional_positive(lr=lr, epsilon=epsilon, time_limit=time_limit)
+        check_dtype(dtype)
+        check_device(device)
+        check_seed(seed)
+        if not isinstance(compile, (bool, str)):
+            raise TypeError(f"compile must be a bool or a torch.compile mode, got {compile!r}")
         self.net, self.loss, self.init = net, loss, init
         self.steps, self.batch_size, self.lr, self.epsilon = steps, batch_size, lr, epsilon
-        self.time_limit, self.dtype, self.seed, self.progress = time_limit, dtype, seed, progress
-        self.inverse_steps, self.compile = inverse_steps, compile
-        self.device = torch.device(device) if device is not None else default_device()
+        self.inverse_steps, self.time_limit, self.dtype = inverse_steps, time_limit, dtype
+        self.device, self.seed, self.progress, self.compile = device, seed, progress, compile
 
     # ------------------------------------------------------------------ scaling
     def _scaled(self, t: Tensor, which: str) -> Tensor:
         m, s = (self.mean_x_, self.scale_x_) if which == "x" else (self.mean_y_, self.scale_y_)
+        net = self.__dict__.get("net_")
+        device = self._device() if net is None else next(net.parameters()).device
         # in chunks: no float64 temporary of the whole set (10^6 x 64 samples: 512 MB)
-        parts = [((c - m) / s).to(device=self.device, dtype=self.dtype) for c in t.split(_CHUNK)]
+        parts = [((c - m) / s).to(device=device, dtype=self.dtype) for c in t.split(_CHUNK)]
         return torch.cat(parts) if len(parts) != 1 else parts[0]
 
     def _unscaled(self, t: Tensor, which: str) -> Tensor:
@@ -251,6 +251,25 @@ class BrenierMap:
         Returns:
             ``self``.
         """
+        x, y = self._check_data(X, Y, target_log_prob, source_log_prob)
+        self.__dict__.pop("net_", None)
+        with self._seeded() as seed:
+            self.n_features_in_ = x.shape[1]
+            self.mean_x_, self.scale_x_ = scalar_standardization(x)
+            self.mean_y_, self.scale_y_ = scalar_standardization(x if y is None else y)
+            xs = self._scaled(x, "x")
+            ys = self._scaled(y, "y") if y is not None else None
+            del x, y  # the float64 copies; training only needs the scaled sets
+            net, x0 = self._initial_network(xs, ys)
+            loss_fn = self._loss(xs, ys, x0, target_log_prob, source_log_prob)
+            del x0  # the semi-dual keeps its own copy (the warm starts)
+            start = time.perf_counter()
+            self.history_: History = self._train(net, loss_fn, xs, ys, seed)
+            self.fit_seconds_ = time.perf_counter() - start
+        self.net_ = net
+        return self
+
+    def _check_data(self, X, Y, target_log_prob, source_log_prob) -> tuple[Tensor, Tensor | None]:
         x, _ = as_samples(X, "X", min_samples=2)
         d = x.shape[1]
         if self.loss == "monge-ampere":
@@ -265,59 +284,47 @@ class BrenierMap:
             y, _ = as_samples(Y, "Y", dim=d, min_samples=2)
         if self.net is not None and self.net.dim != d:
             raise ValueError(f"net has dim={self.net.dim} but X has {d} features")
-        if self.seed is not None:
-            torch.manual_seed(self.seed)
-        self.n_features_in_ = d
-        self.mean_x_, self.scale_x_ = scalar_standardization(x)
-        self.mean_y_, self.scale_y_ = (
-            scalar_standardization(y) if y is not None else scalar_standardization(x)
-        )
-        xs = self._scaled(x, "x")
-        ys = self._scaled(y, "y") if y is not None else None
-        del x, y  # the float64 copies; training only needs the scaled sets
+        return x, y
 
-        net = self.net if self.net is not None else default_network(d)
-        net = net.to(device=self.device, dtype=self.dtype)
-        x0 = None
-        if self.init == "gaussian" and ys is not None:
-            # the moments of at most 2 * 10^5 samples of each set (the full sets if smaller)
-            gm = GaussianMap().fit(_subsample(xs, self.seed), _subsample(ys, self.seed))
-            if _set_affine(
-                net,
-                torch.as_tensor(gm.A_, dtype=self.dtype, device=self.device),
-                torch.as_tensor(gm.b_, dtype=self.dtype, device=self.device),
-            ):
-                x0 = torch.cat(
-                    [gm.inverse_transform(c.double().cpu()).to(c) for c in ys.split(_CHUNK)]
-                )
-        loss_fn = self._loss(xs, ys, x0, target_log_prob, source_log_prob)
-        del x0  # the semi-dual keeps its own copy (the warm starts)
+    def _initial_network(self, xs: Tensor, ys: Tensor | None) -> tuple[GradientNetwork, Any]:
+        r"""The network to train (a copy of ``net``, or :func:`default_network`), started at the
+        Gaussian map with ``init="gaussian"``, and the conjugate points of that start."""
+        d, device, dtype = xs.shape[1], xs.device, self.dtype
+        net = self._copy_net(self.net) or default_network(d)
+        net = net.to(device=device, dtype=dtype)
+        if self.init != "gaussian" or ys is None:
+            return net, None
+        # the moments of at most 2 * 10^5 samples of each set (the full sets if smaller)
+        gm = GaussianMap().fit(_subsample(xs, self.seed), _subsample(ys, self.seed))
+        A = torch.as_tensor(gm.A_, dtype=dtype, device=device)
+        if not _set_affine(net, A, torch.as_tensor(gm.b_, dtype=dtype, device=device)):
+            return net, None
+        x0 = [gm.inverse_transform(c.double().cpu()).to(c) for c in ys.split(_CHUNK)]
+        return net, torch.cat(x0)
+
+    def _train(self, net, loss_fn, xs: Tensor, ys: Tensor | None, seed: int) -> History:
         n, m = xs.shape[0], (ys.shape[0] if ys is not None else 0)
-        bs = self.batch_size
+        bs, device = self.batch_size, xs.device
 
         def sampler(gen: torch.Generator) -> list[Tensor]:
-            ix = torch.randint(n, (min(bs, n),), generator=gen).to(self.device)
-            iy = torch.randint(max(m, 1), (min(bs, max(m, 1)),), generator=gen).to(self.device)
+            ix = torch.randint(n, (min(bs, n),), generator=gen).to(device)
+            iy = torch.randint(max(m, 1), (min(bs, max(m, 1)),), generator=gen).to(device)
             return [ix, iy]
 
         per_epoch = min(self.steps, 100)
-        start = time.perf_counter()
-        self.history_: History = fit(
+        return fit(
             net,
             loss_fn,
             sampler,
             epochs=math.ceil(self.steps / per_epoch),
             steps_per_epoch=per_epoch,
-            lr=self.lr if self.lr is not None else (3e-2 if d <= 16 else 1e-2),
+            lr=self.lr if self.lr is not None else (3e-2 if xs.shape[1] <= 16 else 1e-2),
             schedule="cosine",
-            seed=self.seed,
+            seed=seed,
             time_limit=self.time_limit,
             progress=self.progress,
             compile=self.compile,
         )
-        self.fit_seconds_ = time.perf_counter() - start
-        self.net_ = net
-        return self
 
     def _loss(self, xs, ys, x0, target_log_prob, source_log_prob):
         d = xs.shape[1]
@@ -350,14 +357,6 @@ class BrenierMap:
         return lambda net, ix, iy: ma(net, xs[ix])
 
     # ------------------------------------------------------------------ using the map
-    def _fitted(self) -> GradientNetwork:
-        if not hasattr(self, "net_"):
-            raise RuntimeError("BrenierMap is not fitted; call fit(X, Y) first")
-        return self.net_
-
-    def _chunks(self, t: Tensor, fn: Callable[[Tensor], Tensor], size: int = 65536) -> Tensor:
-        return torch.cat([fn(c) for c in t.split(size)]) if len(t) else fn(t)
-
     def transform(self, X: Any) -> Any:
         r"""Maps source points: :math:`T(x) = \nabla\psi(x)`, shape ``(n, d)``."""
         net = self._fitted()
@@ -425,35 +424,22 @@ class BrenierMap:
         return float(x.pow(2).sum(-1).mean() + y.pow(2).sum(-1).mean() - 2 * (psi + conj))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
-        r"""Saves the fitted map (network, weights and data scaling) to ``path``."""
-        net = self._fitted()
-        meta = {
-            "estimator": "BrenierMap",
-            "loss": self.loss,
+    def _fitted_state(self) -> dict[str, Any]:
+        return {
             "mean_x": self.mean_x_.tolist(),
             "scale_x": self.scale_x_,
             "mean_y": self.mean_y_.tolist(),
             "scale_y": self.scale_y_,
         }
-        io.save(net, path, metadata=meta)
 
-    @classmethod
-    def load(
-        cls, path: str | os.PathLike, device: str | torch.device | None = "cpu"
-    ) -> BrenierMap:
-        r"""Loads a map saved by :meth:`save` (never executes code from the file).
-
-        Raises:
-            ValueError: If the file is corrupt or not a saved :class:`BrenierMap`.
-        """
-        net, meta = io.load_estimator(path, "BrenierMap", device)
-        d = net.dim
-        with io.metadata_errors(path, "BrenierMap"):
-            mx, sx = standardization_from_metadata(meta["mean_x"], meta["scale_x"], d)
-            my, sy = standardization_from_metadata(meta["mean_y"], meta["scale_y"], d)
-        dtype = next(net.parameters()).dtype
-        est = cls(net=net, loss=meta.get("loss", "semidual"), dtype=dtype, device=device)
-        est.net_, est.n_features_in_ = net, d
-        est.mean_x_, est.scale_x_, est.mean_y_, est.scale_y_ = mx, sx, my, sy
-        return est
+    def _restore(self, module: torch.nn.Module, state: dict[str, Any]) -> None:
+        if not isinstance(module, GradientNetwork):
+            raise TypeError(f"the network is a {type(module).__name__}, not a GradientNetwork")
+        d = module.dim
+        self.mean_x_, self.scale_x_ = standardization_from_metadata(
+            state["mean_x"], state["scale_x"], d
+        )
+        self.mean_y_, self.scale_y_ = standardization_from_metadata(
+            state["mean_y"], state["scale_y"], d
+        )
+        self.net_, self.n_features_in_ = module, d

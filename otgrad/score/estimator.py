@@ -4,20 +4,27 @@ then sample from it and evaluate its likelihood."""
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .. import io
-from ..data.samples import as_samples, scalar_standardization, standardization_from_metadata
-from ..nn.base import check_positive_int, check_positive_number
-from ..train import History, default_device, fit
+from .._estimator import Estimator
+from .._validation import (
+    as_samples,
+    check_device,
+    check_dtype,
+    check_optional_positive,
+    check_positive_int,
+    check_positive_number,
+    check_seed,
+)
+from ..data.samples import scalar_standardization, standardization_from_metadata
+from ..train import History, fit
 from .losses import score_matching_loss
-from .models import NoiseConditionalScore, build_score_model
+from .models import _KINDS, NoiseConditionalScore, build_score_model
 from .schedules import NoiseSchedule, VESchedule, make_schedule
 from .sde import (
     annealed_langevin,
@@ -33,7 +40,7 @@ __all__ = ["ScoreModel", "SAMPLERS"]
 SAMPLERS = ("pc", "sde", "ode", "langevin", "mala")
 
 
-class ScoreModel:
+class ScoreModel(Estimator):
     r"""A score-based generative model whose score is exactly a gradient.
 
     The data are standardized (mean removed, one scalar scale); a noise-conditional
@@ -98,39 +105,52 @@ class ScoreModel:
                 f"net must be 'gradnet', 'mlp', 'gradmlp' or a NoiseConditionalScore, "
                 f"got {type(net).__name__}"
             )
-        if isinstance(net, str) and net not in ("gradnet", "mlp", "gradmlp"):
+        if isinstance(net, str) and net not in _KINDS:
             raise ValueError(f"net must be 'gradnet', 'mlp' or 'gradmlp', got {net!r}")
+        if not isinstance(schedule, str):
+            make_schedule(schedule)  # validates
+        elif schedule not in ("ve", "vp"):
+            raise ValueError(f"schedule must be 've', 'vp' or a NoiseSchedule, got {schedule!r}")
         score_matching_loss(objective)  # validates the name
         check_positive_number("sigma_min", sigma_min)
         check_positive_number("sigma_max", sigma_max)
+        if not sigma_min < sigma_max:
+            raise ValueError(f"sigma_min ({sigma_min}) must be below sigma_max ({sigma_max})")
         check_positive_number("lr", lr)
-        if time_limit is not None:
-            check_positive_number("time_limit", time_limit)
+        check_optional_positive(time_limit=time_limit)
         check_positive_int(steps=steps, batch_size=batch_size)
         if not (isinstance(ema, float) and 0 < ema < 1):
             raise ValueError(f"ema must be a float in (0, 1), got {ema!r}")
-        if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        if isinstance(schedule, str) and schedule == "ve":
-            schedule = VESchedule(sigma_min, sigma_max)
-        self.schedule = make_schedule(schedule)
-        self.net, self.objective = net, objective
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
-        self.steps, self.batch_size, self.lr, self.ema = steps, batch_size, float(lr), ema
-        self.time_limit, self.dtype, self.seed, self.progress = time_limit, dtype, seed, progress
-        self.device = torch.device(device) if device is not None else default_device()
+        check_dtype(dtype)
+        check_device(device)
+        check_seed(seed)
+        self.net, self.schedule, self.objective = net, schedule, objective
+        self.sigma_min, self.sigma_max = sigma_min, sigma_max
+        self.steps, self.batch_size, self.lr, self.ema = steps, batch_size, lr, ema
+        self.time_limit, self.dtype, self.device = time_limit, dtype, device
+        self.seed, self.progress = seed, progress
+
+    _module = "model_"
 
     # ------------------------------------------------------------------ scaling
+    def _placement(self) -> tuple[torch.device, torch.dtype]:
+        model = self.__dict__.get("model_")
+        if model is None:
+            return self._device(), self.dtype
+        p = next(model.parameters())
+        return p.device, p.dtype
+
     def _to_model(self, t: Tensor) -> Tensor:
-        return ((t - self.mean_) / self.scale_).to(device=self.device, dtype=self.dtype)
+        device, dtype = self._placement()
+        return ((t - self.mean_) / self.scale_).to(device=device, dtype=dtype)
 
     def _from_model(self, t: Tensor) -> Tensor:
         return t.detach().to(device="cpu", dtype=torch.float64) * self.scale_ + self.mean_
 
-    def _fitted(self) -> NoiseConditionalScore:
-        if not hasattr(self, "model_"):
-            raise RuntimeError("ScoreModel is not fitted; call fit(X) first")
-        return self.model_
+    def _built_schedule(self) -> NoiseSchedule:
+        if isinstance(self.schedule, str) and self.schedule == "ve":
+            return VESchedule(self.sigma_min, self.sigma_max)
+        return make_schedule(self.schedule)
 
     def _noise(self, sigma: Any, n: int) -> Tensor:
         if isinstance(sigma, bool):
@@ -150,7 +170,8 @@ class ScoreModel:
             )
         if not bool((torch.isfinite(sig) & (sig > 0)).all()):
             raise ValueError("sigma must be positive and finite")
-        return (sig / self.scale_).to(device=self.device, dtype=self.dtype)
+        device, dtype = self._placement()
+        return (sig / self.scale_).to(device=device, dtype=dtype)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any) -> ScoreModel:
@@ -163,25 +184,34 @@ class ScoreModel:
         d = x.shape[1]
         if isinstance(self.net, NoiseConditionalScore) and self.net.dim != d:
             raise ValueError(f"net has dim={self.net.dim} but X has {d} features")
-        if self.seed is not None:
-            torch.manual_seed(self.seed)
-        self.n_features_in_ = d
-        self.mean_, self.scale_ = scalar_standardization(x)
-        xs = self._to_model(x)
-        model = build_score_model(self.net, d) if isinstance(self.net, str) else self.net
-        model = model.to(device=self.device, dtype=self.dtype)
+        self.__dict__.pop("model_", None)
+        with self._seeded() as seed:
+            self.n_features_in_, self.schedule_ = d, self._built_schedule()
+            self.mean_, self.scale_ = scalar_standardization(x)
+            xs = self._to_model(x)
+            if isinstance(self.net, str):
+                model = build_score_model(self.net, d)
+            else:
+                model = self._copy_net(self.net)
+            model = model.to(device=xs.device, dtype=self.dtype)
+            start = time.perf_counter()
+            self.history_: History = self._train(model, xs, seed)
+            self.fit_seconds_ = time.perf_counter() - start
+        self.model_ = model
+        return self
+
+    def _train(self, model: NoiseConditionalScore, xs: Tensor, seed: int) -> History:
         loss = score_matching_loss(self.objective)
-        schedule, n, bs = self.schedule, xs.shape[0], self.batch_size
+        schedule, n, bs = self.schedule_, xs.shape[0], self.batch_size
 
         def sampler(gen: torch.Generator) -> list[Any]:
-            return [xs[torch.randint(n, (bs,), generator=gen).to(self.device)], gen]
+            return [xs[torch.randint(n, (bs,), generator=gen).to(xs.device)], gen]
 
         def loss_fn(m: NoiseConditionalScore, batch: Tensor, gen: torch.Generator) -> Tensor:
             return loss(m, batch, schedule, gen)
 
         per_epoch = min(self.steps, 250)
-        start = time.perf_counter()
-        self.history_: History = fit(
+        return fit(
             model,
             loss_fn,
             sampler,
@@ -189,14 +219,11 @@ class ScoreModel:
             steps_per_epoch=per_epoch,
             lr=self.lr,
             schedule="cosine",
-            seed=self.seed,
+            seed=seed,
             time_limit=self.time_limit,
             progress=self.progress,
             ema=self.ema,
         )
-        self.fit_seconds_ = time.perf_counter() - start
-        self.model_ = model
-        return self
 
     # ------------------------------------------------------------------ fields
     def score(self, X: Any, sigma: Any) -> Any:
@@ -258,10 +285,11 @@ class ScoreModel:
         gen = torch.Generator().manual_seed(
             seed if seed is not None else int(torch.randint(2**62, ()))
         )
-        sch = self.schedule
+        sch = self.schedule_
+        device, dtype = self._placement()
         std = sch.prior_std(1.0)
-        x = std * torch.randn(n, self.n_features_in_, generator=gen, dtype=self.dtype)
-        x = x.to(self.device)
+        x = std * torch.randn(n, self.n_features_in_, generator=gen, dtype=dtype)
+        x = x.to(device)
         if method == "pc":
             z = predictor_corrector(model, sch, x, steps, generator=gen)
         elif method == "sde":
@@ -272,7 +300,7 @@ class ScoreModel:
             check_positive_int(steps_per_level=steps_per_level)
             check_positive_number("eps", eps)
             levels = max(1, steps // steps_per_level)
-            ts = torch.linspace(1.0, sch.t_min, levels, dtype=self.dtype)
+            ts = torch.linspace(1.0, sch.t_min, levels, dtype=dtype)
             sigmas = sch.noise_level(ts)
             z, self.acceptance_rate_ = annealed_langevin(
                 model, x, sigmas, steps_per_level, eps, method == "mala", gen
@@ -316,7 +344,7 @@ class ScoreModel:
         x, back = as_samples(X, "X", dim=self.n_features_in_)
         d = self.n_features_in_
         z = self._to_model(x)
-        level, schedule = self.sigma_at_min(), self.schedule
+        level, schedule = self.sigma_at_min(), self.schedule_
         if sigma is not None:
             check_positive_number("sigma", sigma)
             level = float(sigma) / self.scale_
@@ -349,39 +377,31 @@ class ScoreModel:
 
     def sigma_at_min(self) -> float:
         r"""The smallest noise level of the schedule (standardized units)."""
-        return float(
-            self.schedule.noise_level(torch.tensor(self.schedule.t_min, dtype=torch.float64))
-        )
+        sch = self.__dict__.get("schedule_") or self._built_schedule()
+        return float(sch.noise_level(torch.tensor(sch.t_min, dtype=torch.float64)))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
-        r"""Saves the fitted model (network, weights, schedule and data scaling)."""
-        model = self._fitted()
-        meta = {
-            "estimator": "ScoreModel",
-            "schedule": self.schedule.config(),
-            "objective": self.objective,
+    def _fitted_state(self) -> dict[str, Any]:
+        return {
+            "schedule": self.schedule_.config(),
             "mean": self.mean_.tolist(),
             "scale": self.scale_,
         }
-        io.save(model, path, metadata=meta)
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike, device: str | torch.device | None = "cpu"
-    ) -> ScoreModel:
-        r"""Loads a model saved by :meth:`save` (never executes code from the file).
+    def _params_from(cls, module: nn.Module, state: dict[str, Any]) -> dict[str, Any]:
+        kinds = {k: name for name, k in _KINDS.items()}
+        return {
+            **super()._params_from(module, state),
+            "net": kinds.get(type(module), "gradnet"),
+            "schedule": make_schedule(state["schedule"]),
+        }
 
-        Raises:
-            ValueError: If the file is corrupt or not a saved :class:`ScoreModel`.
-        """
-        model, meta = io.load_estimator(path, "ScoreModel", device)
-        with io.metadata_errors(path, "ScoreModel"):
-            if not isinstance(model, NoiseConditionalScore):
-                raise TypeError(f"the network is a {type(model).__name__}, not a score model")
-            mean, scale = standardization_from_metadata(meta["mean"], meta["scale"], model.dim)
-            schedule = make_schedule(meta["schedule"])
-        dtype = next(model.parameters()).dtype
-        est = cls(model, schedule, meta.get("objective", "dsm"), dtype=dtype, device=device)
-        est.model_, est.n_features_in_, est.mean_, est.scale_ = model, model.dim, mean, scale
-        return est
+    def _restore(self, module: nn.Module, state: dict[str, Any]) -> None:
+        if not isinstance(module, NoiseConditionalScore):
+            raise TypeError(f"the network is a {type(module).__name__}, not a score model")
+        self.mean_, self.scale_ = standardization_from_metadata(
+            state["mean"], state["scale"], module.dim
+        )
+        self.schedule_ = make_schedule(state["schedule"])
+        self.model_, self.n_features_in_ = module, module.dim

@@ -1,19 +1,20 @@
-"""ConvexPotentialFlow, ActNorm, FlowDistribution and logdet_cg through their public interface."""
+"""ConvexPotentialFlow, FlowNetwork, ActNorm, FlowDistribution and logdet_cg through their
+public interface."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from torch.distributions import Distribution, Normal
 
+from otgrad import io
 from otgrad.calculus import logdet_cg
 from otgrad.data import sample_toy2d
-from otgrad.flows import ActNorm, ConvexPotentialFlow, FlowDistribution
-from otgrad.inverse import ConvexRegularizer
+from otgrad.flows import ActNorm, ConvexPotentialFlow, FlowDistribution, FlowNetwork
 from otgrad.nn import GradNetC
 
 F64 = torch.float64
@@ -27,15 +28,16 @@ def data():
 
 @pytest.fixture(scope="module")
 def fitted(data):
-    torch.manual_seed(0)
-    flow = ConvexPotentialFlow(2, blocks=2, hidden=8, mu=0.1).double()
-    return flow.fit(data, steps=100, seed=0, progress=False)
+    flow = ConvexPotentialFlow(
+        2, blocks=2, hidden=8, mu=0.1, steps=100, dtype=F64, device="cpu", seed=0, progress=False
+    )
+    return flow.fit(data)
 
 
 def random_flow(net="cascade", linear=True, dim=2, seed=0, scale=0.2, **kwargs):
-    """A float64 flow with initialized ActNorms and randomly perturbed parameters."""
+    """A float64 flow network with initialized ActNorms and randomly perturbed parameters."""
     torch.manual_seed(seed)
-    flow = ConvexPotentialFlow(dim, blocks=2, hidden=8, net=net, linear=linear, **kwargs)
+    flow = FlowNetwork(dim, blocks=2, hidden=8, net=net, linear=linear, **kwargs)
     flow.double()
     flow.initialize(torch.randn(256, dim, dtype=F64) @ torch.randn(dim, dim, dtype=F64) + 1)
     with torch.no_grad():
@@ -73,13 +75,16 @@ def test_log_prob_integrates_to_one(fitted):
 def test_sample_and_log_prob_agree_with_the_forward_map(fitted):
     x = fitted.sample(256, seed=1, tol=1e-12)
     assert x.shape == (256, 2) and x.dtype == F64 and bool(torch.isfinite(x).all())
-    z, ladj = fitted(x)
+    net = fitted.flow_
+    z, ladj = net(x)
     expected = Normal(0.0, 1.0).log_prob(z).sum(-1) + ladj
     torch.testing.assert_close(fitted.log_prob(x), expected, atol=1e-12, rtol=1e-12)
-    torch.testing.assert_close(fitted.inverse(z, tol=1e-12), x, atol=1e-9, rtol=0)
+    torch.testing.assert_close(net.inverse(z, tol=1e-12), x, atol=1e-9, rtol=0)
+    torch.testing.assert_close(fitted.transform(x), z, atol=1e-12, rtol=0)
+    torch.testing.assert_close(fitted.inverse_transform(z, tol=1e-12), x, atol=1e-9, rtol=0)
     # default tolerances, and the seed fixes the samples
     y = fitted.sample(64, seed=2)
-    torch.testing.assert_close(fitted.inverse(fitted(y)[0]), y, atol=1e-4, rtol=0)
+    torch.testing.assert_close(net.inverse(net(y)[0]), y, atol=1e-4, rtol=0)
     assert torch.equal(y, fitted.sample(64, seed=2))
     assert not torch.equal(y, fitted.sample(64, seed=3))
     assert fitted.sample((3, 4), seed=0).shape == (3, 4, 2)
@@ -87,7 +92,7 @@ def test_sample_and_log_prob_agree_with_the_forward_map(fitted):
 
 @pytest.mark.parametrize("which", ["fitted", "cascade", "modular", "single"])
 def test_inversion_residual(fitted, which):
-    flow = fitted if which == "fitted" else random_flow(which, seed=1)
+    flow = fitted.flow_ if which == "fitted" else random_flow(which, seed=1)
     z = 2 * torch.randn(512, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
     x = flow.inverse(z)
     with torch.no_grad():
@@ -204,7 +209,7 @@ def test_logdet_cg_tolerance_mixed_convergence_and_validation():
 @pytest.mark.parametrize("net,linear", KINDS)
 def test_gradients_reach_every_parameter(data, net, linear):
     torch.manual_seed(0)
-    flow = ConvexPotentialFlow(2, blocks=2, hidden=8, net=net, linear=linear).double()
+    flow = FlowNetwork(2, blocks=2, hidden=8, net=net, linear=linear).double()
     x = torch.as_tensor(data)
     flow.initialize(x[:1000])
     # on the initialization batch itself the last ActNorm is at its Gaussian maximum
@@ -253,17 +258,19 @@ def test_save_load_round_trip(fitted, data, tmp_path):
     fitted.save(tmp_path / "f.pt")
     loaded = ConvexPotentialFlow.load(tmp_path / "f.pt")
     assert isinstance(loaded, ConvexPotentialFlow)
-    assert loaded.config()["mu"] == 0.1 and next(loaded.parameters()).dtype == F64
+    assert loaded.get_params() == {**fitted.get_params(), "device": "cpu"}
+    assert loaded.mu == 0.1 and next(loaded.flow_.parameters()).dtype == F64
     np.testing.assert_array_equal(loaded.log_prob(data[:50]), fitted.log_prob(data[:50]))
     assert torch.equal(loaded.sample(8, seed=0), fitted.sample(8, seed=0))
     # a list of networks, no linear part, stochastic mode: all restored
+    nets = [GradNetC(2, 8), GradNetC(2, 4, layers=3)]
     flow = ConvexPotentialFlow(
-        2, net=[GradNetC(2, 8), GradNetC(2, 4, layers=3)], linear=False, logdet="stochastic"
-    ).double()
-    flow.initialize(torch.as_tensor(data[:200]))
+        2, net=nets, linear=False, logdet="stochastic", steps=2, dtype=F64, seed=0, progress=False
+    ).fit(data[:200])
     flow.save(tmp_path / "g.pt")
     again = ConvexPotentialFlow.load(tmp_path / "g.pt")
-    assert again.logdet_mode == "stochastic" and not again.linear and len(again.blocks) == 2
+    net = again.flow_
+    assert net.logdet_mode == "stochastic" and not net.linear and len(net.blocks) == 2
     np.testing.assert_array_equal(again.log_prob(data[:50]), flow.log_prob(data[:50]))
 
 
@@ -271,9 +278,11 @@ def test_load_rejects_corrupt_and_foreign_files(tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(np.random.default_rng(0).bytes(1000))
     foreign = tmp_path / "regularizer.pt"
-    ConvexRegularizer(GradNetC(2, 8)).save(foreign)
+    io.save(GradNetC(2, 8), foreign, metadata={"estimator": "ConvexRegularizer"})
     flow_file = tmp_path / "flow.pt"
-    ConvexPotentialFlow(2, blocks=1, hidden=8).save(flow_file)
+    ConvexPotentialFlow(2, blocks=1, hidden=8, steps=1, progress=False).fit(
+        np.random.default_rng(0).normal(size=(20, 2))
+    ).save(flow_file)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(flow_file.read_bytes()[:200])
     for path in (corrupt, foreign, truncated):
@@ -285,15 +294,19 @@ def test_load_rejects_corrupt_and_foreign_files(tmp_path):
 
 
 def test_clear_errors_on_bad_input(data):
-    flow = ConvexPotentialFlow(2, blocks=1, hidden=8)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        ConvexPotentialFlow(2).log_prob(data[:3])
+    flow = ConvexPotentialFlow(2, blocks=1, hidden=8, steps=1, progress=False).fit(data)
     with pytest.raises(ValueError, match="x"):
         flow.log_prob(torch.zeros(3, 3))
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="X"):
         flow.log_prob(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="x"):
-        flow(torch.zeros(3, 3))
+        flow.flow_(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="z"):
-        flow.inverse(torch.zeros(3, 3))
+        flow.flow_.inverse(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="Z"):
+        flow.inverse_transform(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="NaN"):
         flow.log_prob(torch.tensor([[0.0, float("nan")]]))
     with pytest.raises(ValueError, match="NaN"):
@@ -317,16 +330,19 @@ def test_clear_errors_on_bad_input(data):
     for kwargs in ({"mu": 0}, {"mu": float("nan")}, {"blocks": 0}, {"hidden": 0}):
         with pytest.raises(ValueError):
             ConvexPotentialFlow(2, **kwargs)
+    for kwargs in ({"steps": 0}, {"lr": -1.0}, {"val_fraction": 1.0}, {"seed": -1}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            ConvexPotentialFlow(2, **kwargs)
+    with pytest.raises(TypeError, match="dtype"):
+        ConvexPotentialFlow(2, dtype=torch.float16)
     bad = data[:10].copy()
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        flow.fit(bad, steps=1, progress=False)
+        flow.fit(bad)
     with pytest.raises(ValueError, match="X"):
-        flow.fit(np.zeros((10, 3)), steps=1, progress=False)
+        flow.fit(np.zeros((10, 3)))
     with pytest.raises(ValueError, match="X"):
-        flow.fit(np.zeros(10), steps=1, progress=False)
-    with pytest.raises(ValueError, match="steps"):
-        flow.fit(data, steps=0, progress=False)
+        flow.fit(np.zeros(10))
     with pytest.raises(ValueError, match="n"):
         flow.sample(0)
     with pytest.raises(TypeError):
@@ -337,7 +353,7 @@ def test_clear_errors_on_bad_input(data):
 
 
 def test_numpy_in_numpy_out_and_tensor_gradients(data):
-    flow = ConvexPotentialFlow(2, blocks=2, hidden=8).fit(data, steps=5, seed=0, progress=False)
+    flow = ConvexPotentialFlow(2, blocks=2, hidden=8, steps=5, seed=0, progress=False).fit(data)
     for x in (data[:7], data[:7].astype(np.float32)):
         out = flow.log_prob(x)
         assert isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (7,)
@@ -382,16 +398,17 @@ def test_actnorm_data_dependent_init_and_inverse():
 
 
 @pytest.mark.parametrize("logdet", ["auto", "stochastic"])
-def test_fit_is_reproducible(data, logdet):
-    torch.manual_seed(0)
-    flow = ConvexPotentialFlow(2, blocks=2, hidden=8, logdet=logdet)
-    twin, other = copy.deepcopy(flow), copy.deepcopy(flow)
-    flow.fit(data, steps=20, seed=3, progress=False)
-    twin.fit(data, steps=20, seed=3, progress=False)
-    other.fit(data, steps=20, seed=4, progress=False)
-    for name, a in flow.state_dict().items():
-        assert torch.equal(a, twin.state_dict()[name]), name
-    pairs = zip(flow.parameters(), other.parameters(), strict=True)
+def test_fit_is_reproducible_and_leaves_the_global_rng_alone(data, logdet):
+    flow = ConvexPotentialFlow(2, blocks=2, hidden=8, logdet=logdet, steps=20, seed=3)
+    twin, other = clone(flow), clone(flow).set_params(seed=4)
+    state = torch.get_rng_state()
+    flow.fit(data)
+    twin.fit(data)
+    assert torch.equal(torch.get_rng_state(), state)
+    other.fit(data)
+    for name, a in flow.flow_.state_dict().items():
+        assert torch.equal(a, twin.flow_.state_dict()[name]), name
+    pairs = zip(flow.flow_.parameters(), other.flow_.parameters(), strict=True)
     assert not all(torch.equal(a, c) for a, c in pairs)
     assert flow.history_.train_loss == twin.history_.train_loss
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from applications.ot_maps.data import gaussian_pair
 from otgrad.nn import GradNetC, GradNetM, StronglyConvex
 from otgrad.ot import BrenierMap, default_network, l2_uvp, wasserstein2
-from otgrad.studies.ot_maps import gaussian_pair
 
 
 @pytest.fixture(scope="module")

@@ -61,8 +61,8 @@ def test_log_prob_in_data_units_matches_the_closed_form(schedule):
         gaussian_model(2), schedule, steps=1, lr=1e-12, dtype=torch.float64, progress=False
     ).fit(X)
     # the density at t_min of a x0 + sigma_t eps (a = 1 for VE), standardized x0 ~ N(0, I)
-    t0 = torch.tensor(model.schedule.t_min, dtype=torch.float64)
-    var = float(model.schedule.alpha(t0)) ** 2 * (1 + model.sigma_at_min() ** 2)
+    t0 = torch.tensor(model.schedule_.t_min, dtype=torch.float64)
+    var = float(model.schedule_.alpha(t0)) ** 2 * (1 + model.sigma_at_min() ** 2)
     x = X[:40]
     z = (x - model.mean_.numpy()) / model.scale_
     expected = (
