@@ -7,9 +7,9 @@ from the network's Lipschitz bound.
 """
 
 from .operators import Blur, Denoising, Inpainting, LinearOperator, Tomography, gaussian_kernel
-from .regularizer import ConvexRegularizer
+from .regularizer import ConvexRegularizer, RegularizerNetwork
 from .solve import Reconstruction, data_fidelity, reconstruct
-from .training import noisy_copies, t_step_denoiser, train_regularizer, tune_strength
+from .training import mean_psnr, noisy_copies, t_step_denoiser, tune_strength
 from .tv import divergence, finite_differences, total_variation, tv_reconstruct
 
 __all__ = [
@@ -20,11 +20,12 @@ __all__ = [
     "Tomography",
     "gaussian_kernel",
     "ConvexRegularizer",
+    "RegularizerNetwork",
     "reconstruct",
     "Reconstruction",
     "data_fidelity",
     "t_step_denoiser",
-    "train_regularizer",
+    "mean_psnr",
     "tune_strength",
     "noisy_copies",
     "tv_reconstruct",

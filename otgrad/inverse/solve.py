@@ -14,12 +14,15 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from .._validation import check_positive_int, check_positive_number
 from .operators import LinearOperator
 
 __all__ = ["Reconstruction", "reconstruct", "data_fidelity"]
@@ -64,7 +67,7 @@ def relative_change(new: Tensor, old: Tensor) -> float:
 def reconstruct(
     y: Tensor,
     operator: LinearOperator,
-    regularizer: torch.nn.Module,
+    regularizer: Any,
     *,
     x0: Tensor | None = None,
     max_iter: int = 1000,
@@ -80,8 +83,9 @@ def reconstruct(
     Arguments:
         y: The measurements (the shape ``operator.A`` returns for a ``(B, 1, H, W)`` image).
         operator: The forward operator (``A``, ``A_adjoint``, ``norm_squared``).
-        regularizer: A :class:`~otgrad.inverse.ConvexRegularizer` (``value_and_grad``,
-            ``value`` for the recorded objective, ``lipschitz_bound``).
+        regularizer: A fitted :class:`~otgrad.inverse.ConvexRegularizer` or a
+            :class:`~otgrad.inverse.RegularizerNetwork` (``value_and_grad``, ``value`` for the
+            recorded objective, ``lipschitz_bound``).
         x0: The initial image, shape ``(B, 1, H, W)`` (default :math:`A^\top y / \|A\|^2`: the
             measurements themselves for denoising, blur and inpainting, a backprojection
             brought to the image's scale for tomography).
@@ -98,38 +102,17 @@ def reconstruct(
         A :class:`Reconstruction`.
 
     Example:
-        >>> from otgrad.inverse import ConvexRegularizer, Denoising
-        >>> from otgrad.nn.conv import ConvGradNet
-        >>> reg = ConvexRegularizer(ConvGradNet((1, 4, 8), kernel_size=3), lmbda=0.5)
+        >>> from otgrad.inverse import Denoising, RegularizerNetwork
+        >>> from otgrad.nn import ConvGradNet
+        >>> reg = RegularizerNetwork(ConvGradNet((1, 4, 8), kernel_size=3), lmbda=0.5)
         >>> y = torch.rand(2, 1, 16, 16)
         >>> out = reconstruct(y, Denoising(), reg, tol=1e-6)
         >>> out.converged, out.x.shape
         (True, torch.Size([2, 1, 16, 16]))
     """
-    if not isinstance(y, Tensor):
-        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
-    if y.numel() == 0:
-        raise ValueError(f"y is empty (shape {tuple(y.shape)})")
-    if not bool(torch.isfinite(y).all()):
-        raise ValueError("y contains NaN or infinite values")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+    _check_arguments(y, regularizer, max_iter, tol, bounds)
     with torch.no_grad():
-        x = operator.A_adjoint(y) if x0 is None else x0
-        if x0 is not None:
-            ref = operator.A_adjoint(y)
-            if x0.shape != ref.shape:
-                raise ValueError(
-                    f"x0 must have the image shape {tuple(ref.shape)} of A^T y, got {tuple(x0.shape)}"
-                )
-        x = x.clone()
-        norm_a = operator.norm_squared(tuple(x.shape))
-        if x0 is None:
-            x = x / max(norm_a, 1e-12)
-        L = norm_a + regularizer.lipschitz_bound()
-        step = 1.0 / L
+        x, step = _start(y, operator, regularizer, x0)
         out = Reconstruction(x=x, step=step)
 
         def project(z: Tensor) -> Tensor:
@@ -144,18 +127,8 @@ def reconstruct(
             out.objective.append(objective(x))
         for k in range(max_iter):
             _, g_reg = regularizer.value_and_grad(z, value=False)
-            g = data_fidelity(z, y, operator)[1] + g_reg
-            x_new = project(z - step * g)
-            diff = x_new - x
-            if accelerated:
-                if restart:  # restart where the momentum points uphill
-                    uphill = ((z - x_new) * diff).flatten(1).sum(1) > 0
-                    t = torch.where(uphill[:, None, None, None], torch.ones_like(t), t)
-                t_new = (1 + torch.sqrt(1 + 4 * t**2)) / 2
-                z = x_new + (t - 1) / t_new * diff
-                t = t_new
-            else:
-                z = x_new
+            x_new = project(z - step * (data_fidelity(z, y, operator)[1] + g_reg))
+            z, t = _momentum(x, x_new, z, t, accelerated, restart)
             change = relative_change(x_new, x)
             x = x_new
             out.change.append(change)
@@ -169,3 +142,57 @@ def reconstruct(
                 break
         out.x = x
     return out
+
+
+def _check_arguments(y: Any, regularizer: Any, max_iter: Any, tol: Any, bounds: Any) -> None:
+    if not isinstance(y, Tensor):
+        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.numel() == 0:
+        raise ValueError(f"y is empty (shape {tuple(y.shape)})")
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError("y contains NaN or infinite values")
+    if not all(callable(getattr(regularizer, m, None)) for m in _REGULARIZER_METHODS):
+        raise TypeError(
+            "regularizer must be a ConvexRegularizer or RegularizerNetwork (with "
+            f"{', '.join(_REGULARIZER_METHODS)}), got {type(regularizer).__name__}"
+        )
+    check_positive_int(max_iter=max_iter)
+    check_positive_number("tol", tol)
+    if bounds is not None:
+        lo, hi = bounds
+        if not (math.isfinite(lo) or math.isfinite(hi)) or not lo < hi:
+            raise ValueError(f"bounds must be (lower, upper) with lower < upper, got {bounds!r}")
+
+
+_REGULARIZER_METHODS = ("value_and_grad", "value", "lipschitz_bound")
+
+
+def _start(
+    y: Tensor, operator: LinearOperator, regularizer: Any, x0: Tensor | None
+) -> tuple[Tensor, float]:
+    r"""The initial image and the step :math:`1/L`."""
+    ref = operator.A_adjoint(y)
+    norm_a = operator.norm_squared(tuple(ref.shape))
+    if x0 is None:
+        x = ref / max(norm_a, 1e-12)
+    elif x0.shape != ref.shape:
+        raise ValueError(
+            f"x0 must have the image shape {tuple(ref.shape)} of A^T y, got {tuple(x0.shape)}"
+        )
+    else:
+        x = x0.clone()
+    return x, 1.0 / (norm_a + regularizer.lipschitz_bound())
+
+
+def _momentum(
+    x: Tensor, x_new: Tensor, z: Tensor, t: Tensor, accelerated: bool, restart: bool
+) -> tuple[Tensor, Tensor]:
+    r"""FISTA's next extrapolated point and momentum, restarted where it points uphill."""
+    if not accelerated:
+        return x_new, t
+    diff = x_new - x
+    if restart:  # restart where the momentum points uphill
+        uphill = ((z - x_new) * diff).flatten(1).sum(1) > 0
+        t = torch.where(uphill[:, None, None, None], torch.ones_like(t), t)
+    t_new = (1 + torch.sqrt(1 + 4 * t**2)) / 2
+    return x_new + (t - 1) / t_new * diff, t_new

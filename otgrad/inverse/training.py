@@ -5,6 +5,8 @@ CRR-NN's recipe: the regularizer is trained so that :math:`t` gradient steps on
 (mean squared error against the clean patch), then used, for any operator and noise level,
 by solving the full variational problem with :func:`~otgrad.inverse.reconstruct`, with
 :math:`\lambda, \mu` tuned on held-out images (:func:`tune_strength`).
+:meth:`ConvexRegularizer.fit <otgrad.inverse.ConvexRegularizer.fit>` and
+:meth:`~otgrad.inverse.ConvexRegularizer.tune` run these functions.
 
 References:
     | A Neural-Network-Based Convex Regularizer for Inverse Problems (Goujon et al., 2023).
@@ -14,9 +16,9 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,20 +27,20 @@ from torch import Tensor
 from ..data.images import patch_sampler, psnr
 from ..train import History, fit
 from .operators import Denoising, LinearOperator
-from .regularizer import ConvexRegularizer
+from .regularizer import RegularizerNetwork
 from .solve import reconstruct
 
-__all__ = ["t_step_denoiser", "train_regularizer", "tune_strength", "noisy_copies"]
+__all__ = ["t_step_denoiser", "train_denoiser", "tune_strength", "noisy_copies", "mean_psnr"]
 
 
-def _lipschitz(reg: ConvexRegularizer) -> float:
+def _lipschitz(reg: RegularizerNetwork) -> float:
     net = reg.net
     if hasattr(net, "slope_bound"):  # a coarser (still rigorous) norm bound: cheap per step
         return net.slope_bound() * net.operator_norm(grid=128) ** 2
     return net.lipschitz_bound()
 
 
-def t_step_denoiser(reg: ConvexRegularizer, y: Tensor, steps: int) -> Tensor:
+def t_step_denoiser(reg: RegularizerNetwork, y: Tensor, steps: int) -> Tensor:
     r"""``steps`` gradient steps on :math:`\frac12\|x - y\|^2 + R(x)` from :math:`x_0 = y`.
 
     The step :math:`2 / (2 + \lambda\mu L_R)` is the optimal constant step for this
@@ -54,64 +56,33 @@ def t_step_denoiser(reg: ConvexRegularizer, y: Tensor, steps: int) -> Tensor:
     return x
 
 
-def train_regularizer(
-    reg: ConvexRegularizer,
-    images: list[np.ndarray],
-    *,
-    sigma: float = 5.0,
-    steps: int = 10,
-    iterations: int = 6000,
-    epochs: int = 10,
-    batch_size: int = 128,
-    patch: int = 40,
-    lr: float = 1e-3,
-    seed: int = 0,
-    checkpoint: str | os.PathLike | None = None,
-    progress: bool | None = None,
-    time_limit: float | None = None,
-    stride: int | None = None,
+def train_denoiser(
+    reg: RegularizerNetwork, images: list[np.ndarray], options: Any, seed: int
 ) -> History:
-    r"""Trains ``reg`` in place as a ``steps``-step denoiser on random patches of ``images``.
+    r"""Trains ``reg`` in place as a ``t_steps``-step denoiser on random patches of ``images``.
 
     Arguments:
-        reg: The regularizer (its network and :math:`\lambda, \mu` are trained).
+        reg: The regularizer module (its network and :math:`\lambda, \mu` are trained).
         images: Training images, 2D arrays in :math:`[0, 1]`.
-        sigma: The training noise level on the 0–255 scale.
-        steps: The number :math:`t` of gradient steps of the denoiser.
-        iterations: The total number of Adam steps (cosine-decayed learning rate).
-        epochs: The number of checkpoints (the iterations are split evenly).
-        batch_size: Patches per step.
-        patch: The patch size.
-        lr: The learning rate of the network (:math:`\lambda, \mu` use ``10 * lr``).
+        options: The training hyperparameters (a :class:`~otgrad.inverse.ConvexRegularizer`:
+            ``sigma``, ``t_steps``, ``iterations``, ``epochs``, ``batch_size``, ``patch``,
+            ``stride``, ``lr``, ``time_limit``, ``checkpoint``, ``progress``).
         seed: Seeds the patches and the noise.
-        checkpoint: A path: the regularizer is saved there after every epoch.
-        progress: Show a progress bar (default: when stderr is a terminal).
-        time_limit: A time budget in seconds: a 10-step trial on a copy times a step and
-            ``iterations`` is capped to what fits, so that the cosine learning-rate schedule
-            completes (a hard stop at 1.5 times the budget guards against slowdowns).
-        stride: Draw patches from a bank of all patches on this grid stride (see
-            :func:`~otgrad.data.images.patch_sampler`; fast on a GPU).
 
     Returns:
         The training :class:`~otgrad.train.History`.
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive (0-255 scale), got {sigma!r}")
     p = next(reg.parameters())
     sampler = patch_sampler(
-        images,
-        patch,
-        batch_size,
-        sigma=sigma / 255.0,
-        dtype=p.dtype,
-        device=p.device,
-        stride=stride,
-    )
+        images, options.patch, options.batch_size, sigma=options.sigma / 255.0,
+        dtype=p.dtype, device=p.device, stride=options.stride,
+    )  # fmt: skip
+    steps, lr = options.t_steps, options.lr
 
-    def loss(model: ConvexRegularizer, clean: Tensor, noisy: Tensor) -> Tensor:
+    def loss(model: RegularizerNetwork, clean: Tensor, noisy: Tensor) -> Tensor:
         return ((t_step_denoiser(model, noisy, steps) - clean) ** 2).mean()
 
-    def run(model: ConvexRegularizer, n: int, epochs: int, **kwargs) -> History:
+    def run(model: RegularizerNetwork, n: int, epochs: int, **kwargs: Any) -> History:
         opt = torch.optim.Adam(
             [
                 {"params": list(model.net.parameters()), "lr": lr},
@@ -119,37 +90,22 @@ def train_regularizer(
             ]
         )
         return fit(
-            model,
-            loss,
-            sampler,
-            epochs=min(epochs, n),
-            steps_per_epoch=max(1, n // epochs),
-            optimizer=opt,
-            schedule="cosine",
-            seed=seed,
-            **kwargs,
-        )
+            model, loss, sampler, epochs=min(epochs, n), steps_per_epoch=max(1, n // epochs),
+            optimizer=opt, schedule="cosine", seed=seed, **kwargs,
+        )  # fmt: skip
 
-    if time_limit is not None:  # time a few steps on a copy; cap the iterations to fit
+    iterations, budget = options.iterations, options.time_limit
+    if budget is not None:  # time a few steps on a copy; cap the iterations to fit
         trial = copy.deepcopy(reg)
         run(trial, 2, 1, progress=False)
         start = time.perf_counter()
         run(trial, 10, 1, progress=False)
         per_step = (time.perf_counter() - start) / 10
-        iterations = max(epochs, min(iterations, int(time_limit / per_step)))
-
-    def save(epoch: int, hist: History) -> None:
-        if checkpoint is not None:
-            reg.save(checkpoint, {"epoch": epoch, "train_loss": hist.train_loss})
-
+        iterations = max(options.epochs, min(iterations, int(budget / per_step)))
     return run(
-        reg,
-        iterations,
-        epochs,
-        progress=progress,
-        time_limit=None if time_limit is None else 1.5 * time_limit,
-        on_epoch=save,
-    )
+        reg, iterations, options.epochs, progress=options.progress,
+        time_limit=None if budget is None else 1.5 * budget, checkpoint=options.checkpoint,
+    )  # fmt: skip
 
 
 def noisy_copies(images: list[Tensor], sigma: float, seed: int = 0) -> list[Tensor]:
@@ -190,7 +146,7 @@ def mean_psnr(
 
 
 def tune_strength(
-    reg: ConvexRegularizer,
+    reg: RegularizerNetwork,
     clean: list[Tensor],
     measured: list[Tensor],
     operator: LinearOperator | None = None,
@@ -210,7 +166,7 @@ def tune_strength(
     values.
 
     Arguments:
-        reg: The regularizer (its current :math:`\lambda, \mu` start the search).
+        reg: The regularizer module (its current :math:`\lambda, \mu` start the search).
         clean: Held-out clean images ``(1, 1, H, W)`` (never the test set).
         measured: Their measurements (e.g. :func:`noisy_copies` for denoising).
         operator: The forward operator (default: denoising).

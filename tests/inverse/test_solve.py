@@ -6,9 +6,9 @@ import torch
 from otgrad.data.images import psnr
 from otgrad.inverse import (
     Blur,
-    ConvexRegularizer,
     Denoising,
     Inpainting,
+    RegularizerNetwork,
     Tomography,
     reconstruct,
     tv_reconstruct,
@@ -23,7 +23,7 @@ def _reg():
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=gen))
-    return ConvexRegularizer(net, lmbda=3.0, mu=2.0).double()
+    return RegularizerNetwork(net, lmbda=3.0, mu=2.0).double()
 
 
 def _image(n=16):
@@ -96,3 +96,13 @@ def test_tv_denoises_and_decreases_its_objective():
     out = tv_reconstruct(y, Denoising(), 0.08, max_iter=500)
     assert float(psnr(out.x, x)) > float(psnr(y, x)) + 2
     assert float(out.objective[-1].sum()) < float(out.objective[0].sum())
+
+
+def test_reconstruct_argument_errors():
+    y = _image()
+    with pytest.raises(TypeError, match="regularizer"):
+        reconstruct(y, Denoising(), ConvGradNet((1, 2), 3))
+    with pytest.raises(ValueError, match="bounds"):
+        reconstruct(y, Denoising(), _reg(), bounds=(1.0, 0.0))
+    with pytest.raises(ValueError, match="tol"):
+        reconstruct(y, Denoising(), _reg(), tol=float("nan"))

@@ -149,18 +149,18 @@ def _score_net(name: str):
 
 
 def _flow():
-    from otgrad.flows import ConvexPotentialFlow
+    from otgrad.flows import FlowNetwork
 
-    flow = ConvexPotentialFlow(2, blocks=2, hidden=4, layers=2)
+    flow = FlowNetwork(2, blocks=2, hidden=4, layers=2)
     x = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
     return flow, lambda m: m.log_prob(_like(m, x))
 
 
 def _regularizer():
-    from otgrad.inverse import ConvexRegularizer
+    from otgrad.inverse import RegularizerNetwork
     from otgrad.nn import ConvGradNet
 
-    reg = ConvexRegularizer(ConvGradNet((1, 3), kernel_size=3, knots=5), lmbda=2.0, mu=0.5)
+    reg = RegularizerNetwork(ConvGradNet((1, 3), kernel_size=3, knots=5), lmbda=2.0, mu=0.5)
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     return reg, lambda m: m.grad(_like(m, x))
 
@@ -171,6 +171,6 @@ MODULES = {
     "NoiseConditionalGradNet": _score_net("NoiseConditionalGradNet"),
     "NoiseConditionalMLP": _score_net("NoiseConditionalMLP"),
     "NoiseConditionalGradMLP": _score_net("NoiseConditionalGradMLP"),
-    "ConvexPotentialFlow": _flow,
-    "ConvexRegularizer": _regularizer,
+    "FlowNetwork": _flow,
+    "RegularizerNetwork": _regularizer,
 }
