@@ -28,6 +28,7 @@ from torch import Tensor
 
 __all__ = [
     "full_precision",
+    "eager_when_compiled",
     "gauss_legendre",
     "integrate_0_to",
     "line_integral_potential",
@@ -62,6 +63,27 @@ def full_precision(fn: Callable) -> Callable:
             with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
                 return fn(*args, **kwargs)
         return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def eager_when_compiled(fn: Callable) -> Callable:
+    r"""Runs ``fn`` eagerly inside code compiled by :func:`torch.compile` (a graph break),
+    for solvers whose stopping test depends on the data.
+
+    The same as :func:`torch.compiler.disable`, applied at the first compiled call rather
+    than at import, so that importing otgrad does not load the compiler.
+    """
+    disabled = None
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        nonlocal disabled
+        if not torch.compiler.is_compiling():
+            return fn(*args, **kwargs)
+        if disabled is None:
+            disabled = torch.compiler.disable(fn)
+        return disabled(*args, **kwargs)
 
     return wrapper
 
@@ -175,7 +197,7 @@ def _batched_cg(
     return x
 
 
-@torch.compiler.disable  # data-dependent stopping: run eagerly inside compiled code
+@eager_when_compiled  # data-dependent stopping
 @full_precision
 def invert(
     forward: Callable[[Tensor], Tensor],

@@ -11,6 +11,7 @@ refused as corrupt before anything is built.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import os
 from collections.abc import Callable, Iterator
@@ -37,6 +38,8 @@ M = TypeVar("M", bound=type)
 _REGISTRY: dict[str, type[nn.Module]] = {}
 _NAMES: dict[type, str] = {}
 _MAX_DEPTH = 100
+# the modules that define otgrad's registered classes, imported before a lookup
+_BUILTINS = ("otgrad.nn", "otgrad.score.models", "otgrad.flows.flow", "otgrad.inverse.regularizer")
 
 
 def register(name: str) -> Callable[[M], M]:
@@ -92,16 +95,21 @@ def _same_definition(a: type, b: type) -> bool:
     return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
 
 
-def registered() -> dict[str, type[nn.Module]]:
-    r"""A copy of the registry: stable name to class, for every savable class imported so far.
+def _import_builtins() -> None:
+    for name in _BUILTINS:
+        importlib.import_module(name)
 
-    Importing :mod:`otgrad` imports every built-in class, so all of them are listed.
+
+def registered() -> dict[str, type[nn.Module]]:
+    r"""A copy of the registry: stable name to class, for otgrad's classes and every class
+    registered so far.
 
     Example:
         >>> from otgrad.nn import GradNetC
         >>> registered()["GradNetC"] is GradNetC
         True
     """
+    _import_builtins()
     return dict(_REGISTRY)
 
 
@@ -160,6 +168,8 @@ def _decode(value: Any, depth: int = 0) -> Any:
 
 
 def _build(name: Any, config: Any, depth: int = 0) -> nn.Module:
+    if isinstance(name, str) and name not in _REGISTRY:
+        _import_builtins()
     cls = _REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ValueError(f"corrupt checkpoint: unknown network class {name!r}")

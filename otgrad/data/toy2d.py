@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.datasets import make_circles, make_moons, make_swiss_roll
 
 __all__ = ["TOY2D", "FFJORD_SETS", "sample_toy2d", "toy2d_log_prob"]
 
@@ -65,16 +64,22 @@ def _two_spirals(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _swissroll(n: int, rng: np.random.Generator) -> np.ndarray:
+    from sklearn.datasets import make_swiss_roll  # scikit-learn loads on first use
+
     x, _ = make_swiss_roll(n, noise=1.0, random_state=_seed(rng))
     return x[:, [0, 2]] / 5
 
 
 def _circles(n: int, rng: np.random.Generator) -> np.ndarray:
+    from sklearn.datasets import make_circles
+
     x, _ = make_circles(n, noise=0.08, factor=0.5, random_state=_seed(rng))
     return 3 * x
 
 
 def _moons(n: int, rng: np.random.Generator) -> np.ndarray:
+    from sklearn.datasets import make_moons
+
     x, _ = make_moons(n, noise=0.1, random_state=_seed(rng))
     return 2 * x + [-1.0, -0.2]
 

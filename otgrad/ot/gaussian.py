@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import ot
 import torch
 
 from ..data.samples import as_samples
@@ -43,6 +42,8 @@ def bures_map(
         >>> np.allclose(A, 2 * np.eye(2)), np.allclose(b, 1)
         (True, True)
     """
+    import ot
+
     ms, mt = np.asarray(mean_source, float), np.asarray(mean_target, float)
     cs, ct = np.asarray(cov_source, float), np.asarray(cov_target, float)
     d = ms.shape[0] if ms.ndim == 1 else -1
@@ -81,6 +82,8 @@ class GaussianMap:
 
     def fit(self, X: Any, Y: Any) -> GaussianMap:
         r"""Fits the map from the means and covariances of ``X`` (source) and ``Y`` (target)."""
+        import ot
+
         x, _ = as_samples(X, "X", min_samples=2)
         y, _ = as_samples(Y, "Y", dim=x.shape[1], min_samples=2)
         A, b = ot.gaussian.empirical_bures_wasserstein_mapping(x.numpy(), y.numpy())

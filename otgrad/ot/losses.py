@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import ot
 import torch
 from torch import Tensor
 
@@ -91,6 +90,8 @@ def sinkhorn_loss(net: GradientNetwork, x: Tensor, y: Tensor, epsilon: float) ->
     :func:`ot.solve_sample`, gradients by the envelope theorem (no backpropagation through
     the iterations).
     """
+    import ot
+
     tx, y = net(x).double(), y.double()  # float64: the Gibbs kernel underflows in float32
 
     def ot_eps(a: Tensor, b: Tensor) -> Tensor:
@@ -102,6 +103,8 @@ def sinkhorn_loss(net: GradientNetwork, x: Tensor, y: Tensor, epsilon: float) ->
 
 def emd_loss(net: GradientNetwork, x: Tensor, y: Tensor) -> Tensor:
     r"""The exact minibatch :math:`W_2^2(\nabla\psi_\# x, y)` by POT's network simplex."""
+    import ot
+
     tx = net(x)
     return ot.emd2(_uniform(len(tx), tx), _uniform(len(y), y), ot.dist(tx, y))
 
@@ -109,6 +112,8 @@ def emd_loss(net: GradientNetwork, x: Tensor, y: Tensor) -> Tensor:
 def barycentric_loss(net: GradientNetwork, x: Tensor, y: Tensor) -> Tensor:
     r"""Regression of :math:`\nabla\psi(x)` onto the barycentric projection of the exact
     minibatch plan between ``x`` and ``y`` (POT's :func:`ot.emd`)."""
+    import ot
+
     with torch.no_grad():
         plan = ot.emd(_uniform(len(x), x), _uniform(len(y), y), ot.dist(x, y))
         target = (plan @ y) * len(x)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import ot
 import torch
 
 from ..data.samples import as_samples
@@ -102,6 +101,8 @@ def wasserstein2(X: Any, Y: Any, max_iter: int = 1_000_000) -> float:
         >>> round(wasserstein2(X, Y) ** 2, 6)
         2.0
     """
+    import ot
+
     x, _ = as_samples(X, "X")
     y, _ = as_samples(Y, "Y", dim=x.shape[1])
     a = np.full(x.shape[0], 1 / x.shape[0])
