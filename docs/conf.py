@@ -59,6 +59,7 @@ napoleon_include_init_with_doc = False
 napoleon_use_rtype = False
 napoleon_use_ivar = False
 napoleon_preprocess_types = False
+napoleon_custom_sections = ["Subclass API"]
 
 # -- HTML ----------------------------------------------------------------------------------
 html_theme = "furo"

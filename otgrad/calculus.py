@@ -21,10 +21,13 @@ import functools
 import math
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ._validation import check_positive_int, check_positive_number
 
 __all__ = [
     "full_precision",
@@ -250,20 +253,9 @@ def invert(
         InverseError: If ``strict`` and some sample does not reach the tolerance; the
             message gives the worst residual.
     """
-    if y.dim() != 2:
-        raise ValueError(f"y must have shape (N, d), got {tuple(y.shape)}")
-    d = y.shape[-1]
-    if method == "auto":
-        method = "newton" if (jacobian is not None and d <= 16) else "newton-cg"
-    if method not in ("newton", "newton-cg"):
-        raise ValueError(f"method must be 'newton', 'newton-cg' or 'auto', got {method!r}")
-    if method == "newton" and jacobian is None:
-        raise ValueError("method='newton' needs a jacobian")
-    if method == "newton-cg" and jvp is None and linearize is None:
-        raise ValueError("method='newton-cg' needs a jvp or linearize")
-
-    eps = torch.finfo(y.dtype).eps
-    tol = max(float(tol), 64 * eps)
+    method = _invert_method(y, jacobian, jvp, linearize, method, max_iter)
+    check_positive_number("tol", tol)
+    tol = max(float(tol), 64 * torch.finfo(y.dtype).eps)
     with torch.no_grad():
         y = y.detach()
         x = y.clone() if x0 is None else x0.detach().clone().to(y)
@@ -277,45 +269,18 @@ def invert(
             if not bool(active.any()):
                 break
             idx = active.nonzero().squeeze(-1)
-            xa, ra, ma = x[idx], r[idx], merit[idx]
+            xa, ra = x[idx], r[idx]
             if method == "newton":
-                ja = jacobian(xa)
-                # A tiny ridge keeps Cholesky alive at nearly singular points.
-                ridge = 16 * eps * ja.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp_min(1.0)
-                ja = ja + ridge[:, None, None] * torch.eye(d, dtype=y.dtype, device=y.device)
-                chol, info = torch.linalg.cholesky_ex(ja)
-                step = -torch.cholesky_solve(ra[..., None], chol)[..., 0]
-                bad = info > 0
-                if bool(bad.any()):  # fall back to a gradient step on the merit
-                    step[bad] = -ra[bad]
+                step = _newton_step(jacobian(xa), ra)
             else:
                 # Inexact Newton (Eisenstat–Walker forcing term): solve the linear system
                 # only as accurately as the current residual warrants.
                 rel = float((ra.norm(dim=-1) / scale[idx]).max())
                 forcing = max(min(0.1, math.sqrt(rel)), 1e-2 * tol)
                 op = linearize(xa) if linearize is not None else (lambda v, xa=xa: jvp(xa, v))
-                step = -_batched_cg(op, ra, forcing, 2 * d + 10)
-            t = torch.ones_like(ma)
-            done = torch.zeros_like(ma, dtype=torch.bool)
-            xn, rn, mn = xa.clone(), ra.clone(), ma.clone()
-            for _ in range(40):  # backtracking: Armijo on the merit, per sample
-                trial = xa + t[:, None] * step
-                rt = forward(trial) - y[idx]
-                mt = 0.5 * (rt * rt).sum(-1)
-                ok = (~done) & torch.isfinite(mt) & (mt <= (1 - 1e-4 * t) * ma)
-                xn[ok], rn[ok], mn[ok] = trial[ok], rt[ok], mt[ok]
-                done |= ok
-                if bool(done.all()):
-                    break
-                t = torch.where(done, t, t / 2)
-            stalled = ~done
-            if bool(stalled.any()):  # accept the full step: rounding prevents a decrease
-                trial = xa[stalled] + step[stalled]
-                xn[stalled] = trial
-                rn[stalled] = forward(trial) - y[idx][stalled]
-                mn[stalled] = 0.5 * (rn[stalled] ** 2).sum(-1)
-            x[idx], r[idx], merit[idx] = xn, rn, mn
-            active[idx] = rn.norm(dim=-1) > tol * scale[idx]
+                step = -_batched_cg(op, ra, forcing, 2 * y.shape[-1] + 10)
+            x[idx], r[idx], merit[idx] = _line_search(forward, y[idx], xa, ra, merit[idx], step)
+            active[idx] = r[idx].norm(dim=-1) > tol * scale[idx]
         res = (r.norm(dim=-1) / scale).nan_to_num(nan=math.inf)
         if strict and bool((res > tol).any()):
             raise InverseError(
@@ -324,6 +289,68 @@ def invert(
                 f"after {max_iter} iterations; is the network strongly monotone?"
             )
     return x
+
+
+def _invert_method(y, jacobian, jvp, linearize, method: str, max_iter: Any) -> str:
+    if y.dim() != 2:
+        raise ValueError(f"y must have shape (N, d), got {tuple(y.shape)}")
+    check_positive_int(max_iter=max_iter)
+    if method == "auto":
+        method = "newton" if (jacobian is not None and y.shape[-1] <= 16) else "newton-cg"
+    if method not in ("newton", "newton-cg"):
+        raise ValueError(f"method must be 'newton', 'newton-cg' or 'auto', got {method!r}")
+    if method == "newton" and jacobian is None:
+        raise ValueError("method='newton' needs a jacobian")
+    if method == "newton-cg" and jvp is None and linearize is None:
+        raise ValueError("method='newton-cg' needs a jvp or linearize")
+    return method
+
+
+def _newton_step(jac: Tensor, r: Tensor) -> Tensor:
+    r"""The Newton step :math:`-J^{-1} r` by Cholesky; a gradient step on the merit where
+    :math:`J` is numerically singular."""
+    eps = torch.finfo(jac.dtype).eps
+    # A tiny ridge keeps Cholesky alive at nearly singular points.
+    ridge = 16 * eps * jac.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp_min(1.0)
+    eye = torch.eye(jac.shape[-1], dtype=jac.dtype, device=jac.device)
+    chol, info = torch.linalg.cholesky_ex(jac + ridge[:, None, None] * eye)
+    step = -torch.cholesky_solve(r[..., None], chol)[..., 0]
+    bad = info > 0
+    if bool(bad.any()):  # fall back to a gradient step on the merit
+        step[bad] = -r[bad]
+    return step
+
+
+def _line_search(
+    forward: Callable[[Tensor], Tensor],
+    y: Tensor,
+    x: Tensor,
+    r: Tensor,
+    merit: Tensor,
+    step: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Per-sample backtracking (Armijo on the merit :math:`\tfrac12\|f(x) - y\|^2`) along
+    ``step``; returns the new points, residuals and merits."""
+    t = torch.ones_like(merit)
+    done = torch.zeros_like(merit, dtype=torch.bool)
+    xn, rn, mn = x.clone(), r.clone(), merit.clone()
+    for _ in range(40):
+        trial = x + t[:, None] * step
+        rt = forward(trial) - y
+        mt = 0.5 * (rt * rt).sum(-1)
+        ok = (~done) & torch.isfinite(mt) & (mt <= (1 - 1e-4 * t) * merit)
+        xn[ok], rn[ok], mn[ok] = trial[ok], rt[ok], mt[ok]
+        done |= ok
+        if bool(done.all()):
+            break
+        t = torch.where(done, t, t / 2)
+    stalled = ~done
+    if bool(stalled.any()):  # accept the full step: rounding prevents a decrease
+        trial = x[stalled] + step[stalled]
+        xn[stalled] = trial
+        rn[stalled] = forward(trial) - y[stalled]
+        mn[stalled] = 0.5 * (rn[stalled] ** 2).sum(-1)
+    return xn, rn, mn
 
 
 @full_precision

@@ -31,23 +31,6 @@ from otgrad.nn import (
 ELEMENTWISE = ["linear", "tanh", "sigmoid", "softplus", "wtanh", "learned", "spline"]
 CASCADE = ["tanh", "sigmoid", "softplus", "wtanh", "learned"]  # smooth: quadrature potential
 MODULAR = ["softmax", "wsoftmax", "logcosh"]
-KINDS = [
-    "single",
-    "single-softmax",
-    "cascade",
-    "modular",
-    "sum",
-    "conical",
-    "strong",
-    "shift",
-    "difference",
-    "ridge",
-    "icnn",
-    "mlp",
-    "crr",
-    "rr",
-    "icgn",
-]
 
 
 def perturb(net: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:
@@ -59,45 +42,39 @@ def perturb(net: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:
     return net
 
 
+def _cascade(d, h, layers, monotone, act):
+    return GradNetC(d, h, layers, monotone, CASCADE[act % len(CASCADE)])
+
+
+#: kind -> (dim, hidden, layers, monotone, act) -> network
+BUILDERS = {
+    "single": lambda d, h, n, m, a: SingleLayerGradNet(d, h, m, ELEMENTWISE[a % len(ELEMENTWISE)]),
+    "single-softmax": lambda d, h, n, m, a: SingleLayerGradNet(d, h, m, "softmax"),
+    "cascade": _cascade,
+    "modular": lambda d, h, n, m, a: GradNetM(d, h, n, m, MODULAR[a % len(MODULAR)]),
+    "sum": lambda d, h, n, m, a: Sum(
+        [GradNetC(d, h, 2, m), GradNetM(d, h, 2, m)], weights=[0.7, 0.4] if m else [0.7, -0.4]
+    ),
+    "conical": lambda d, h, n, m, a: ConicalSum([GradNetC(d, h, 2), SingleLayerGradNet(d, h)]),
+    "strong": lambda d, h, n, m, a: StronglyConvex(_cascade(d, h, n, True, a), 0.3),
+    "shift": lambda d, h, n, m, a: LipschitzShift(_cascade(d, h, n, False, a)),
+    "difference": lambda d, h, n, m, a: Difference(GradNetC(d, h, n), GradNetM(d, h, 2)),
+    "ridge": lambda d, h, n, m, a: TransformedRidgeSum(
+        SingleLayerGradNet(d, h, m, ["tanh", "sigmoid", "wtanh"][a % 3]), monotone=m
+    ),
+    "crr": lambda d, h, n, m, a: CRR(d, h, knots=2 + a % 6),
+    "rr": lambda d, h, n, m, a: RR(d, h, knots=2 + a % 6),
+    "icgn": lambda d, h, n, m, a: ICGN(d, h, nodes=None if m else 16),
+    "icnn": lambda d, h, n, m, a: ICNN(d, h, max(1, n - 1)),
+    "mlp": lambda d, h, n, m, a: MLPPotential(d, h, max(1, n - 1)),
+}
+KINDS = list(BUILDERS)
+
+
 def build(kind: str, dim: int, hidden: int, layers: int, monotone: bool, act: int, seed: int):
+    """A network of ``kind`` with the given sizes, initialized from ``seed``."""
     torch.manual_seed(seed)
-    if kind == "single":
-        return SingleLayerGradNet(dim, hidden, monotone, ELEMENTWISE[act % len(ELEMENTWISE)])
-    if kind == "single-softmax":
-        return SingleLayerGradNet(dim, hidden, monotone, "softmax")
-    if kind == "cascade":
-        return GradNetC(dim, hidden, layers, monotone, CASCADE[act % len(CASCADE)])
-    if kind == "modular":
-        return GradNetM(dim, hidden, layers, monotone, MODULAR[act % len(MODULAR)])
-    if kind == "sum":
-        return Sum(
-            [GradNetC(dim, hidden, 2, monotone), GradNetM(dim, hidden, 2, monotone)],
-            weights=[0.7, 0.4] if monotone else [0.7, -0.4],
-        )
-    if kind == "conical":
-        return ConicalSum([GradNetC(dim, hidden, 2), SingleLayerGradNet(dim, hidden)])
-    if kind == "strong":
-        return StronglyConvex(
-            GradNetC(dim, hidden, layers, True, CASCADE[act % len(CASCADE)]), 0.3
-        )
-    if kind == "shift":
-        return LipschitzShift(GradNetC(dim, hidden, layers, False, CASCADE[act % len(CASCADE)]))
-    if kind == "difference":
-        return Difference(GradNetC(dim, hidden, layers), GradNetM(dim, hidden, 2))
-    if kind == "ridge":
-        inner = SingleLayerGradNet(dim, hidden, monotone, ["tanh", "sigmoid", "wtanh"][act % 3])
-        return TransformedRidgeSum(inner, monotone=monotone)
-    if kind == "crr":
-        return CRR(dim, hidden, knots=2 + act % 6)
-    if kind == "rr":
-        return RR(dim, hidden, knots=2 + act % 6)
-    if kind == "icgn":
-        return ICGN(dim, hidden, nodes=None if monotone else 16)
-    if kind == "icnn":
-        return ICNN(dim, hidden, max(1, layers - 1))
-    if kind == "mlp":
-        return MLPPotential(dim, hidden, max(1, layers - 1))
-    raise ValueError(kind)
+    return BUILDERS[kind](dim, hidden, layers, monotone, act)
 
 
 @st.composite
