@@ -291,9 +291,9 @@ def _as_tensor(x: Any, name: str) -> tuple[Tensor, Callable[[Tensor], Any]]:
                 "(e.g. x.astype(np.float64))"
             )
         dtype = x.dtype
-        return torch.from_numpy(np.ascontiguousarray(x)), lambda t: (
-            t.detach().cpu().numpy().astype(dtype, copy=False)
-        )
+        return torch.from_numpy(
+            np.ascontiguousarray(x)
+        ), lambda t: t.detach().cpu().numpy().astype(dtype, copy=False)
     if isinstance(x, Tensor):
         if not x.dtype.is_floating_point:
             raise TypeError(

@@ -72,7 +72,9 @@ def register(name: str) -> Callable[[M], M]:
 
     def decorate(cls: M) -> M:
         if not (isinstance(cls, type) and issubclass(cls, nn.Module) and hasattr(cls, "config")):
-            raise TypeError(f"register needs an nn.Module class with a config() method, got {cls!r}")
+            raise TypeError(
+                f"register needs an nn.Module class with a config() method, got {cls!r}"
+            )
         if cls.__name__.startswith("_"):
             raise ValueError(f"{cls.__qualname__} is private: register public classes only")
         old = _REGISTRY.get(name)

@@ -66,8 +66,8 @@ def test_cuda_device_mismatch_is_an_error():
 def test_brenier_map_on_cuda_matches_the_cpu_fit():
     import numpy as np
 
+    from applications.ot_maps.data import gaussian_pair
     from otgrad.ot import BrenierMap, l2_uvp
-    from otgrad.studies.ot_maps import gaussian_pair
 
     data = gaussian_pair(4, 4096, 1024, seed=0)
     maps = {}

@@ -12,6 +12,7 @@ from .._validation import as_samples
 
 __all__ = ["as_samples", "scalar_standardization", "standardization_from_metadata"]
 
+
 def scalar_standardization(t: Tensor) -> tuple[Tensor, float]:
     r"""The mean of the samples ``t`` (shape ``(n, d)``) and one scale, the root mean
     per-coordinate variance (1 for constant data). One number for every coordinate keeps

@@ -1,0 +1,196 @@
+r"""``python -m applications.inverse``: trains a convex regularizer and evaluates it on BSD68
+denoising, sparse-view CT, deblurring and the solver's convergence; writes one JSON file per
+task (and figures) to ``--out``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from otgrad.data.images import load_image_set
+from otgrad.inverse import ConvexRegularizer, Denoising, noisy_copies
+
+from ..common import (
+    add_run_options,
+    check_choices,
+    command_line,
+    load_json,
+    split_list,
+    study_parser,
+    write_result,
+)
+from . import study
+from .examples import examples
+from .figures import plot_convergence, plot_images
+from .report import with_tv
+
+__all__ = ["TASKS", "build_parser", "main"]
+
+PROG = "applications.inverse"
+TASKS = ("train", "denoise", "ct", "deblur", "convergence", "figures")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    r"""The command line's options."""
+    iv = study_parser(
+        PROG,
+        "Train a convex regularizer (a monotone convolutional GradNet) as a t-step denoiser "
+        "on BSD400 patches, tune it per task on held-out images, and compare it with TV (and "
+        "FBP for CT). Without --tasks train the shipped regularizer is used. Writes one JSON "
+        "file per task (and figures) to --out; the task 'figures' rebuilds the example "
+        "reconstructions from the task JSONs in --out.",
+        "otgrad-inverse",
+        TASKS,
+        "denoise,ct,deblur,convergence",
+    )
+    iv.add_argument("--data-dir", default=None, help="folder with bsd/ and ct/ (../shared/data)")
+    iv.add_argument("--weights", default=None, help="a saved ConvexRegularizer to evaluate")
+    iv.add_argument("--channels", default="1,8,32", help="channels of the multi-convolution")
+    iv.add_argument("--iterations", type=int, default=6000, help="training steps")
+    iv.add_argument("--t-steps", type=int, default=10, help="steps of the t-step denoiser")
+    iv.add_argument("--sigma-train", type=float, default=5.0, help="training noise (0-255)")
+    iv.add_argument("--sigmas", default="5,15,25", help="test noise levels (0-255)")
+    iv.add_argument(
+        "--methods", default="convex,tv", help="denoise task: convex (the regularizer), tv"
+    )
+    iv.add_argument("--time-limit", type=float, default=None, help="training time limit (s)")
+    iv.add_argument("--init", default=None, help="warm-start training from a saved regularizer")
+    iv.add_argument("--no-figures", action="store_true", help="JSON only")
+    add_run_options(iv, workers=False, device="cpu")
+    return iv
+
+
+class _Run:
+    r"""One invocation: the parsed options, the tasks and where results go."""
+
+    def __init__(self, args: argparse.Namespace, argv: Sequence[str]):
+        self.args, self.q = args, args.quick
+        self.tasks = split_list(args.tasks)
+        check_choices(PROG, "tasks", self.tasks, TASKS)
+        self.methods = split_list(args.methods)
+        if not self.methods or set(self.methods) - {"convex", "tv"}:
+            raise SystemExit(f"{PROG}: --methods must be convex and/or tv, got {args.methods!r}")
+        self.sigmas = split_list(args.sigmas, float)
+        self.command = command_line(PROG, argv)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.args.out, name)
+
+    def save(self, result: dict, name: str) -> dict:
+        r"""Writes a task's result (with the command, provenance and ``quick``)."""
+        result = {"quick": self.q, **result}
+        return write_result(result, self.path(name), self.command, self.args.device)
+
+
+def _train(run: _Run) -> ConvexRegularizer:
+    a, q = run.args, run.q
+    reg, rec = study.run_train(
+        data_dir=a.data_dir, sigma=a.sigma_train, sigmas=run.sigmas,
+        steps=2 if q else a.t_steps, iterations=4 if q else a.iterations,
+        batch_size=8 if q else 128, channels=split_list(a.channels, int), val=2 if q else 40,
+        train_limit=6 if q else None, tune_rounds=1 if q else 4, device=a.device, seed=a.seed,
+        time_limit=a.time_limit, checkpoint=run.path("train_state.pt"), stride=None if q else 10,
+        init=a.init,
+    )  # fmt: skip
+    reg.save(run.path("crr_bsd.pt"))
+    run.save(rec, "inverse_train.json")
+    print(f"trained in {rec['train_seconds']:.0f} s; validation PSNR {rec['validation_psnr']}")
+    return ConvexRegularizer.load(run.path("crr_bsd.pt"))
+
+
+def _regularizer(run: _Run) -> ConvexRegularizer:
+    if "train" in run.tasks:
+        return _train(run)
+    if run.args.weights:
+        return ConvexRegularizer.load(run.args.weights)
+    return ConvexRegularizer.pretrained("bsd", sigma=run.sigmas[0])
+
+
+def _denoise(run: _Run, reg: ConvexRegularizer) -> None:
+    q, methods = run.q, run.methods
+    r = study.run_denoise(
+        {"convex_regularizer": reg} if "convex" in methods else {},
+        tv="tv" in methods, data_dir=run.args.data_dir, sigmas=run.sigmas,
+        val=2 if q else 40, limit=2 if q else None, device=run.args.device,
+        max_iter=20 if q else 2000,
+    )  # fmt: skip
+    suffix = "" if {"convex", "tv"} <= set(methods) else "_" + "_".join(methods)
+    run.save(r, f"inverse_denoise{suffix}.json")
+    for key, row in r["results"].items():
+        print(
+            f"sigma={key}: ours {row.get('convex_regularizer', float('nan')):.2f} dB, "
+            f"TV {row.get('tv', float('nan')):.2f}, CRR-NN (published) {row['crr_nn_published']}"
+        )
+
+
+def _ct(run: _Run, reg: ConvexRegularizer) -> None:
+    q = run.q
+    r = study.run_ct(
+        reg, data_dir=run.args.data_dir, size=32 if q else 128, angles=12 if q else 60,
+        limit=1 if q else 5, max_iter=20 if q else 1000, tune_rounds=1, device=run.args.device,
+    )  # fmt: skip
+    run.save(r, "inverse_ct.json")
+    print(f"CT: FBP {r['fbp']:.2f} dB, TV {r['tv']:.2f}, ours {r['convex_regularizer']:.2f}")
+
+
+def _deblur(run: _Run, reg: ConvexRegularizer) -> None:
+    q = run.q
+    r = study.run_deblur(
+        reg, data_dir=run.args.data_dir, images=1 if q else 4, crop=32 if q else 128,
+        max_iter=20 if q else 1000, device=run.args.device,
+    )  # fmt: skip
+    run.save(r, "inverse_deblur.json")
+    print(
+        f"deblur: observed {r['observed']:.2f} dB, TV {r['tv']:.2f}, "
+        f"ours {r['convex_regularizer']:.2f}"
+    )
+
+
+def _convergence(run: _Run, reg: ConvexRegularizer) -> None:
+    img, _ = load_image_set("bsd68", run.args.data_dir, 1)
+    crop = 32 if run.q else 128
+    x = study.to_tensors([img[0][:crop, :crop]])[0]
+    sigma = run.sigmas[-1]
+    reg = reg.use_strength(sigma)
+    y = noisy_copies([x], sigma)[0]
+    r = study.run_convergence(reg, y, Denoising(), iterations=20 if run.q else 300)
+    run.save(r, "inverse_convergence.json")
+    print(f"two initializations: relative distance {r['two_inits_relative_distance']:.1e}")
+    if not run.args.no_figures:
+        plot_convergence(r, run.path("inverse_convergence.png"))
+
+
+def _figures(run: _Run, reg: ConvexRegularizer) -> None:
+    r"""Example reconstructions of the tasks whose results are in ``--out``."""
+    found = {}
+    for task in ("denoise", "ct", "deblur"):
+        result = load_json(run.path(f"inverse_{task}.json"))
+        if result is not None and (task in run.tasks or "figures" in run.tasks):
+            found[task] = result
+    if "denoise" in found:  # TV measured in a separate run
+        with_tv(found["denoise"], load_json(run.path("inverse_denoise_tv.json")))
+    for task, images in examples(reg, found, run.args.data_dir).items():
+        plot_images(images, run.path(f"inverse_{task}.png"))
+
+
+_TASKS = {"denoise": _denoise, "ct": _ct, "deblur": _deblur, "convergence": _convergence}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    r"""Runs the tasks of ``argv`` (default: the command line); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    run = _Run(build_parser().parse_args(argv), argv)
+    os.makedirs(run.args.out, exist_ok=True)
+    reg = _regularizer(run)
+    for task, fn in _TASKS.items():
+        if task in run.tasks:
+            fn(run, reg)
+    if "figures" in run.tasks or not run.args.no_figures:
+        _figures(run, reg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+r"""The inverse-problem benchmarks' tables, and their placeholders in ``docs/benchmarks.md.in`` (functions
+without arguments, see :mod:`applications.report`) over the results in ``docs/inverse/``."""
+
+from __future__ import annotations
+
+from ..common import DOCS, command_note, load_json, load_result, markdown_table, where
+from .published import CRR_NN_TRAINING
+
+__all__ = [
+    "with_tv",
+    "denoise_table",
+    "ct_table",
+    "deblur_table",
+    "train",
+    "denoise_images",
+    "denoise_commands",
+    "denoise",
+    "ct_setup",
+    "ct",
+    "deblur_setup",
+    "deblur",
+    "convergence",
+]
+
+_NAN = float("nan")
+
+
+def with_tv(denoise: dict, tv_run: dict | None) -> dict:
+    r"""The denoising results with the TV columns of a separate TV run (``--methods tv``)."""
+    if tv_run:
+        for key, row in denoise["results"].items():
+            tv = tv_run["results"].get(key, {})
+            row.update({k: v for k, v in tv.items() if k.startswith("tv")})
+    return denoise
+
+
+def denoise_table(dn: dict) -> str:
+    r"""Mean PSNR per noise level: noisy, TV, ours and the published CRR-NN and WCRR-NN."""
+    body = []
+    for key, row in dn["results"].items():
+        ours, tv, crr = row["convex_regularizer"], row.get("tv", _NAN), row["crr_nn_published"]
+        body.append(
+            [
+                key,
+                f"{row['noisy']:.2f}",
+                f"{tv:.2f}",
+                f"{ours:.2f}",
+                f"{crr:.2f}",
+                f"{row['wcrr_nn_published']:.2f}",
+                f"{ours - tv:+.2f}",
+                f"{ours - crr:+.2f}",
+            ]  # fmt: skip
+        )
+    head = ["sigma", "noisy", "TV", "ours (convex)", "CRR-NN (published)",
+            "WCRR-NN (published)", "ours - TV", "ours - CRR-NN"]  # fmt: skip
+    return markdown_table(head, body, align="r")
+
+
+def ct_table(ct: dict) -> str:
+    r"""Mean PSNR of FBP, TV and ours."""
+    body = [[f"{ct['fbp']:.2f}", f"{ct['tv']:.2f}", f"{ct['convex_regularizer']:.2f}"]]
+    return markdown_table(["FBP (scikit-image, ramp)", "TV", "ours (convex)"], body, align="r")
+
+
+def deblur_table(db: dict) -> str:
+    r"""Mean PSNR of the blurred images, TV and ours."""
+    body = [[f"{db['observed']:.2f}", f"{db['tv']:.2f}", f"{db['convex_regularizer']:.2f}"]]
+    return markdown_table(["blurred", "TV", "ours (convex)"], body, align="r")
+
+
+# ---------------------------------------------------------------------- docs/benchmarks.md
+def _load(task: str) -> dict:
+    return load_result("inverse", f"inverse_{task}.json")
+
+
+def _denoise() -> tuple[dict, dict | None]:
+    tv_run = load_json(DOCS / "inverse" / "inverse_denoise_tv.json")
+    return with_tv(_load("denoise"), tv_run), tv_run
+
+
+def _below(dn: dict) -> str:
+    rows = dn["results"].values()
+    names = [
+        name
+        for name, key in (("CRR-NN", "crr_nn_published"), ("TV", "tv"))
+        if all(r["convex_regularizer"] < r.get(key, _NAN) for r in rows)
+    ]
+    return " and ".join(names) or "neither CRR-NN nor TV"
+
+
+def train() -> str:
+    r"""The shipped regularizer: architecture, training, tuning and command."""
+    tr = _load("train")
+    dn, _ = _denoise()
+    validation = ", ".join(f"{v:.2f} dB at sigma = {k}" for k, v in tr["validation_psnr"].items())
+    ratio = round(CRR_NN_TRAINING["iterations"] / tr["iterations"])
+    return (
+        f"a single-layer spline mGradNet on a {'-'.join(map(str, tr['channels']))} "
+        f"multi-convolution (7x7 kernels), {tr['parameters']} parameters. Trained as a "
+        f"{tr['t_steps']}-step denoiser at sigma = {tr['sigma_train']:g} for {tr['iterations']} "
+        f"Adam steps of {tr['batch_size']} patches (40x40) from {tr['train_images']} BSD400 "
+        f"images, {tr['train_seconds']:.0f} s on {tr['device']} ({where(tr)}). CRR-NN trains "
+        f"{CRR_NN_TRAINING['iterations']:,} steps of a {CRR_NN_TRAINING['t_steps']}-step "
+        f"denoiser: ours saw about 1/{ratio} of that, and is below {_below(dn)} on BSD68 at "
+        f"every noise level (table below). lambda and mu were tuned per noise level on the "
+        f"{tr['validation_images']} held-out training images (validation PSNR {validation}). "
+        f"Command: `{tr['command']}`."
+    )
+
+
+def denoise_images() -> str:
+    r"""The number of BSD68 test images."""
+    return str(_load("denoise")["images"])
+
+
+def denoise_commands() -> str:
+    r"""The commands of the regularizer's and of TV's denoising runs."""
+    dn, tv_run = _denoise()
+    text = command_note(dn)
+    return text + (f"; {command_note(tv_run, 'TV')}." if tv_run else ".")
+
+
+def denoise() -> str:
+    r"""The denoising table."""
+    return denoise_table(_denoise()[0])
+
+
+def ct_setup() -> str:
+    r"""The phantoms, size, angles and noise of the CT task."""
+    ct = _load("ct")
+    return (
+        f"{ct['images']} phantoms of `ct/train`, {ct['size']}x{ct['size']}, {ct['angles']} "
+        f"angles, sinogram noise std {ct['noise']:g}"
+    )
+
+
+def _with_command(task: str, table) -> str:
+    r = _load(task)
+    return f"{command_note(r)}.\n\n{table(r)}"
+
+
+def ct() -> str:
+    r"""The command and the table of the CT task."""
+    return _with_command("ct", ct_table)
+
+
+def deblur_setup() -> str:
+    r"""The images, blur and noise of the deblurring task."""
+    db = _load("deblur")
+    return (
+        f"{db['images']} BSD68 crops of {db['crop']}x{db['crop']}, Gaussian blur std "
+        f"{db['blur_sigma']:g} px, noise {db['noise']:g}/255"
+    )
+
+
+def deblur() -> str:
+    r"""The command and the table of the deblurring task."""
+    return _with_command("deblur", deblur_table)
+
+
+def convergence() -> str:
+    r"""Monotonicity, objective gaps and the two initializations of the convergence study."""
+    cv = _load("convergence")
+    gd, fista, restart = cv["gradient descent"], cv["FISTA"], cv["FISTA + restart"]
+    best = min(min(gd), min(fista), min(restart))
+    monotone = all(b <= a for a, b in zip(gd, gd[1:], strict=False))
+    a, b = cv["iterations_to_1e-9"]
+    return (
+        f"plain gradient descent {'never increases it' if monotone else 'increases it at some iterations'} "
+        f"({len(gd) - 1} iterations checked); the gap after {len(gd) - 1} iterations: gradient "
+        f"descent {gd[-1] - best:.1e}, FISTA {fista[-1] - best:.1e}, FISTA with restart "
+        f"{restart[-1] - best:.1e} (converged after {len(restart) - 1} iterations). From the "
+        "noisy image and from zero the solver reaches the same minimizer: relative distance "
+        f"{cv['two_inits_relative_distance']:.1e} after {a} / {b} iterations. {command_note(cv)}."
+    )

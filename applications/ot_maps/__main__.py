@@ -1,0 +1,103 @@
+r"""``python -m applications.ot_maps``: fits :class:`~otgrad.ot.BrenierMap` on the optimal
+transport benchmarks; writes one JSON file per task, ``results.md`` and figures to ``--out``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ..common import (
+    add_run_options,
+    check_choices,
+    check_positive,
+    positive_float,
+    run_tasks,
+    split_list,
+    study_parser,
+)
+from . import color, study
+from .report import tables
+
+__all__ = ["TASKS", "build_parser", "main"]
+
+PROG = "applications.ot_maps"
+TASKS = ("gaussian", "w2bench", "toy2d", "losses", "color")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    r"""The command line's options."""
+    b = study_parser(
+        PROG,
+        "Fit BrenierMap on the OT benchmarks (Gaussians, the W2 benchmark, 2D toys, peers, "
+        "losses, color transfer) and write one JSON file per task, results.md and figures "
+        "to --out.",
+        "otgrad-ot-bench",
+        TASKS,
+    )
+    b.add_argument("--gaussian-dims", default="2,4,8,16,32,64,128,256")
+    b.add_argument("--w2-dims", default="2,4,8,16,32,64,128")
+    b.add_argument(
+        "--w2-root",
+        default=os.environ.get("OTGRAD_W2BENCH", os.path.join("..", "shared", "data", "w2bench")),
+        help="the W2 benchmark folder (with arrays/D{d}.npz); default $OTGRAD_W2BENCH or "
+        "../shared/data/w2bench",
+    )
+    b.add_argument("--loss-seconds", type=positive_float, default=120.0)
+    b.add_argument("--no-peers", action="store_true", help="skip POT's estimators")
+    b.add_argument(
+        "--lr", type=positive_float, default=None, help="override BrenierMap's learning rate"
+    )
+    b.add_argument("--steps", type=int, default=None, help="override BrenierMap's steps")
+    add_run_options(b, seed=False, quick="small data and step budgets (tests)")
+    return b
+
+
+def _check(args: argparse.Namespace) -> list[str]:
+    tasks = split_list(args.tasks)
+    check_choices(PROG, "tasks", tasks, TASKS)
+    check_positive(PROG, args, ("workers", "steps"))
+    return tasks
+
+
+def _dims(args: argparse.Namespace) -> tuple[list[int], list[int]]:
+    gdims, wdims = split_list(args.gaussian_dims, int), split_list(args.w2_dims, int)
+    if args.quick:
+        gdims, wdims = [d for d in gdims if d <= 4][:2] or [2], [d for d in wdims if d <= 4][:1]
+    return gdims, wdims
+
+
+def _run_task(task: str, args: argparse.Namespace) -> dict | None:
+    r"""Runs one task; ``None`` when its data is missing."""
+    root = args.w2_root if os.path.isdir(os.path.join(args.w2_root, "arrays")) else None
+    gdims, wdims = _dims(args)
+    extra = {k: getattr(args, k) for k in ("lr", "steps") if getattr(args, k) is not None}
+    common = dict(quick=args.quick, workers=args.workers)
+    if task == "gaussian":
+        return study.run_gaussian(gdims, peers=not args.no_peers, brenier=extra, **common)
+    if task == "w2bench":
+        if root is None:
+            print(f"w2bench: no data at {args.w2_root!r} (set --w2-root); skipped")
+            return None
+        return study.run_w2bench(root, wdims, brenier=extra, **common)
+    if task == "toy2d":
+        pairs = study.TOY_PAIRS[:1] if args.quick else study.TOY_PAIRS
+        return study.run_toy2d(args.out, pairs=pairs, peers=not args.no_peers, **common)
+    if task == "losses":
+        return study.run_losses(root, seconds=args.loss_seconds, **common)
+    return color.run_color_transfer(args.out, quick=args.quick)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    r"""Runs the tasks of ``argv`` (default: the command line); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    results = run_tasks(PROG, argv, build_parser(), _check, _run_task, "ot", tables)
+    if "color" in results:
+        c = results["color"]
+        print(f"color transfer: W2 {c['w2_source']:.3f} before, {c['w2_mapped']:.3f} after")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

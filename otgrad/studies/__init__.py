@@ -1,1 +1,0 @@
-r"""Studies behind the ``otgrad`` subcommands: each writes ``results.json`` and figures."""

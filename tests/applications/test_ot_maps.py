@@ -1,0 +1,75 @@
+"""The optimal transport benchmarks: the Gaussian pairs, the report and a quick run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from applications.ot_maps.__main__ import main
+from applications.ot_maps.data import gaussian_pair, load_w2bench
+from applications.ot_maps.report import tables
+from otgrad.ot import l2_uvp
+
+
+def test_gaussian_pair_is_consistent():
+    data = gaussian_pair(3, 20000, 20000, seed=2)
+    T = data["T_test"]
+    # the true map pushes the source onto the target: same moments as the target samples
+    np.testing.assert_allclose(T.mean(0), data["Y"].mean(0), atol=0.05)
+    np.testing.assert_allclose(np.cov(T.T), np.cov(data["Y"].T), rtol=0.05, atol=0.05)
+    ev = np.linalg.eigvalsh(np.cov(data["Y"].T))
+    assert ev.max() / ev.min() > 8  # anisotropic (×16 by construction)
+    assert data["var"] == pytest.approx(np.trace(np.cov(data["Y"].T)), rel=0.05)
+
+
+def test_true_affine_matches_the_pair():
+    data = gaussian_pair(4, 10, 50, seed=5)
+    A, b = data["A"], data["b"]
+    np.testing.assert_allclose(data["X_test"] @ A + b, data["T_test"])
+
+
+def test_report_renders_every_task():
+    rows = [
+        dict(d=2, method="BrenierMap", l2_uvp=0.1, seconds=1.0, cosine=0.99, steps=10),
+        dict(d=2, method="linear (Bures)", l2_uvp=0.2, seconds=0.0, cosine=0.98),
+    ]
+    text = tables({"gaussian": {"rows": rows}, "w2bench": {"rows": rows}})
+    assert "| BrenierMap | 0.10 (1 s) |" in text
+    assert "best published" in text
+
+
+def test_w2bench_arrays_when_available():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "w2bench")
+    if not os.path.isdir(os.path.join(root, "arrays")):
+        pytest.skip("the W2 benchmark data is not next to this checkout")
+    data = load_w2bench(root, 2)
+    assert data["X"].shape == (32768, 2) and data["T_test"].shape == (4096, 2)
+    # the identity baseline of the benchmark's README (32.6 %)
+    assert l2_uvp(data["X_test"], data["T_test"], data["var"]) == pytest.approx(32.6, abs=2.0)
+
+
+def test_quick_run(tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = ["--quick", "--out", str(out), "--tasks", "gaussian,toy2d", "--gaussian-dims", "2"]
+    assert main([*args, "--workers", "1"]) == 0
+    g = json.loads((out / "ot_gaussian.json").read_text())
+    methods = {r["method"] for r in g["rows"]}
+    assert {"BrenierMap", "linear (Bures)", "POT LinearTransport"} <= methods
+    assert all(math.isfinite(r["l2_uvp"]) for r in g["rows"])
+    assert g["command"].startswith("python -m applications.ot_maps --quick")
+    assert "load_average" in g["provenance"]
+    t = json.loads((out / "ot_toy2d.json").read_text())
+    assert any((out / r["figure"]).stat().st_size > 10_000 for r in t["rows"] if "figure" in r)
+    assert "| BrenierMap |" in capsys.readouterr().out
+    assert "| BrenierMap |" in (out / "results.md").read_text()
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(SystemExit, match="unknown tasks"):
+        main(["--tasks", "bogus", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="positive"):
+        main(["--workers", "0", "--out", str(tmp_path)])
