@@ -5,13 +5,18 @@ import math
 import subprocess
 import sys
 
-from otgrad.cli import main
+import numpy as np
+import pytest
+
+from otgrad.cli import COMMANDS, main
 
 
-def test_help_lists_the_tasks(capsys):
+def test_help_lists_the_commands_and_the_studies(capsys):
     assert main([]) == 0
     text = capsys.readouterr().out
-    assert "demo" in text and "map" in text
+    for name in COMMANDS:
+        assert name in text
+    assert "python -m applications.ot_maps" in text
 
 
 def test_field_demo_runs_and_reports(tmp_path, capsys):
@@ -89,3 +94,65 @@ def test_map_errors_are_clear(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit, match="corrupt"):
         main(["map", "--load", str(tmp_path / "bad.pt"), "--apply", str(tmp_path / "a.npy")])
+
+
+def _ring(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 2 * np.pi, n)
+    return np.stack([np.cos(t), np.sin(t)], 1) * 2 + 0.1 * rng.normal(size=(n, 2))
+
+
+@pytest.mark.parametrize("command", ["score", "flow"])
+def test_density_commands_fit_save_sample_and_evaluate(tmp_path, capsys, command):
+    np.save(tmp_path / "x.npy", _ring())
+    model = tmp_path / "model.pt"
+    samples = tmp_path / "s.csv"
+    argv = [command, str(tmp_path / "x.npy"), "--quick", "--out", str(model)]
+    assert main([*argv, "--sample", "50", "--output", str(samples)]) == 0
+    assert np.loadtxt(samples, delimiter=",").shape == (50, 2)
+    logp = tmp_path / "lp.npy"
+    points = tmp_path / "p.npy"
+    np.save(points, _ring(7, seed=1))
+    assert (
+        main([command, "--load", str(model), "--log-prob", str(points), "--output", str(logp)])
+        == 0
+    )
+    values = np.load(logp)
+    assert values.shape == (7,) and np.isfinite(values).all()
+    assert "fitted in" in capsys.readouterr().out
+
+
+def test_reconstruct_denoises_with_the_shipped_regularizer(tmp_path):
+    rng = np.random.default_rng(0)
+    clean = np.kron(rng.uniform(0.2, 0.8, size=(4, 4)), np.ones((8, 8)))
+    noisy = clean + 15 / 255 * rng.normal(size=clean.shape)
+    np.save(tmp_path / "y.npy", noisy)
+    assert (
+        main(["reconstruct", str(tmp_path / "y.npy"), "--sigma", "15", "--max-iter", "200"]) == 0
+    )
+    x = np.load(tmp_path / "y_reconstructed.npy")
+    assert x.shape == clean.shape
+    assert np.mean((x - clean) ** 2) < 0.5 * np.mean((noisy - clean) ** 2)
+    out = tmp_path / "x.png"
+    assert main(["reconstruct", str(tmp_path / "y.npy"), "--output", str(out)]) == 0
+    assert out.stat().st_size > 100
+
+
+def test_outputs_are_checked_before_the_work(tmp_path):
+    np.save(tmp_path / "x.npy", _ring())
+    data = str(tmp_path / "x.npy")
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["map", data, data, "--out", str(tmp_path / "missing" / "map.pt")])
+    with pytest.raises(SystemExit, match="must end in"):
+        main(["map", data, data, "--out", str(tmp_path / "map.txt")])
+    with pytest.raises(SystemExit, match="must end in"):
+        main(["score", data, "--sample", "5", "--output", str(tmp_path / "s.txt")])
+    with pytest.raises(SystemExit, match="not both"):
+        main(["flow", data, "--load", str(tmp_path / "m.pt")])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["flow", "--load", str(tmp_path / "m.pt"), "--sample", "3"])
+    np.save(tmp_path / "empty.npy", np.zeros((0, 2)))
+    with pytest.raises(SystemExit, match="samples"):
+        main(["score", str(tmp_path / "empty.npy"), "--quick"])
+    with pytest.raises(SystemExit):
+        main(["map", data, data, "--seed", "-1"])
