@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
+import math
 import os
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 
 from . import io
 from ._validation import check_device, check_seed
-from .train import default_device
+from .train import History, default_device, fit
 
 __all__ = ["Estimator", "NotFittedError"]
 
@@ -57,6 +58,12 @@ class Estimator:
     def _param_names(cls) -> list[str]:
         params = list(inspect.signature(cls.__init__).parameters.values())[1:]
         return [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def _store(self, arguments: dict[str, Any]) -> None:
+        r"""Stores the constructor's arguments unchanged under their own names; ``arguments``
+        is the constructor's ``locals()`` (checked before this call)."""
+        for name in self._param_names():
+            setattr(self, name, arguments[name])
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         r"""The hyperparameters, as given to ``__init__`` (scikit-learn's convention)."""
@@ -103,6 +110,20 @@ class Estimator:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             yield seed
+
+    def _fit_steps(
+        self, module: nn.Module, loss_fn: Callable, sampler: Callable, seed: int,
+        per_epoch: int, **options: Any,
+    ) -> History:  # fmt: skip
+        r"""Trains ``module`` for ``self.steps`` steps of ``sampler`` with a cosine learning
+        rate through :func:`otgrad.train.fit` (epochs of ``per_epoch`` steps; ``options`` go
+        to ``fit``, e.g. ``lr``), within ``self.time_limit``."""
+        per_epoch = min(self.steps, per_epoch)
+        return fit(
+            module, loss_fn, sampler, epochs=math.ceil(self.steps / per_epoch),
+            steps_per_epoch=per_epoch, schedule="cosine", seed=seed,
+            time_limit=self.time_limit, progress=self.progress, **options,
+        )  # fmt: skip
 
     @staticmethod
     def _copy_net(net: nn.Module | None) -> nn.Module | None:

@@ -35,6 +35,7 @@ __all__ = [
     "check_device",
     "check_seed",
     "check_output_path",
+    "check_fit_settings",
     "as_samples",
 ]
 
@@ -76,29 +77,6 @@ def traced(x: Tensor) -> bool:
     return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
-def _check_finite(x: Tensor, name: str) -> None:
-    if _VALIDATE and not traced(x) and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-
-
-def _check_tensor_meta(
-    x: Tensor, name: str, dtype: torch.dtype | None, device: torch.device | None
-) -> None:
-    if x.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got dtype {x.dtype}")
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(
-            f"{name} has dtype {x.dtype} but the network's parameters are {dtype}; "
-            f"convert one of them (e.g. {name}.to({dtype}) or net.to({x.dtype}))"
-        )
-    if device is not None and x.device != device:
-        raise ValueError(
-            f"{name} is on device {x.device} but the network is on {device}; move one of them"
-        )
-
-
 def check_input(
     x: Any,
     name: str,
@@ -113,16 +91,8 @@ def check_input(
         ValueError: If ``x`` has no dimension, a last dimension other than ``dim``, no
             element, another device than ``device``, or (with validation on) NaN or infinity.
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape (batch, {dim}), got {type(x).__name__}; "
-            "convert it with torch.as_tensor(...) first"
-        )
-    if x.dim() == 0 or x.shape[-1] != dim:
-        raise ValueError(f"{name} must have shape (batch, {dim}), got {tuple(x.shape)}")
-    _check_tensor_meta(x, name, dtype, device)
-    _check_finite(x, name)
-    return x
+    shape_ok = isinstance(x, Tensor) and x.dim() > 0 and x.shape[-1] == dim
+    return _check_tensor(x, name, f"(batch, {dim})", shape_ok, dtype, device)
 
 
 def check_image(
@@ -139,17 +109,40 @@ def check_image(
         ValueError: If ``x`` is not 4-dimensional with ``channels`` channels, is empty, is
             on another device than ``device``, or (with validation on) holds NaN or infinity.
     """
+    shape_ok = isinstance(x, Tensor) and x.dim() == 4 and x.shape[1] == channels
+    return _check_tensor(x, name, f"(batch, {channels}, height, width)", shape_ok, dtype, device)
+
+
+def _check_tensor(
+    x: Any,
+    name: str,
+    shape: str,
+    shape_ok: bool,
+    dtype: torch.dtype | None,
+    device: torch.device | None,
+) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(
-            f"{name} must be a torch.Tensor of shape (batch, {channels}, height, width), "
-            f"got {type(x).__name__}"
+            f"{name} must be a torch.Tensor of shape {shape}, got {type(x).__name__}; "
+            "convert it with torch.as_tensor(...) first"
         )
-    if x.dim() != 4 or x.shape[1] != channels:
+    if not shape_ok:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got dtype {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {x.dtype} but the network's parameters are {dtype}; "
+            f"convert one of them (e.g. {name}.to({dtype}) or net.to({x.dtype}))"
+        )
+    if device is not None and x.device != device:
         raise ValueError(
-            f"{name} must have shape (batch, {channels}, height, width), got {tuple(x.shape)}"
+            f"{name} is on device {x.device} but the network is on {device}; move one of them"
         )
-    _check_tensor_meta(x, name, dtype, device)
-    _check_finite(x, name)
+    if _VALIDATE and not traced(x) and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
     return x
 
 
@@ -228,6 +221,20 @@ def check_seed(seed: Any, name: str = "seed") -> int | None:
     if not 0 <= int(seed) <= _MAX_SEED:
         raise ValueError(f"{name} must be in [0, 2**63), got {seed}")
     return int(seed)
+
+
+def check_fit_settings(
+    dtype: Any, device: Any, seed: Any, time_limit: Any = None, progress: Any = None
+) -> None:
+    r"""Checks the settings every estimator shares: ``dtype`` (float32 or float64), ``device``
+    (available), ``seed`` (an integer in :math:`[0, 2^{63})` or ``None``), ``time_limit``
+    (positive or ``None``) and ``progress`` (a bool or ``None``)."""
+    check_dtype(dtype)
+    check_device(device)
+    check_seed(seed)
+    check_optional_positive(time_limit=time_limit)
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool or None, got {type(progress).__name__}")
 
 
 def check_output_path(path: str | os.PathLike, name: str = "path") -> str:

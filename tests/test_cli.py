@@ -19,13 +19,16 @@ def test_help_lists_the_commands_and_the_studies(capsys):
     assert "python -m applications.ot_maps" in text
 
 
-def test_field_demo_runs_and_reports(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["field-demo", "--quick", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "dB" in text
-    results = json.loads((out / "results.json").read_text())
+def _run_demo(command, out, capsys, expected):
+    """Runs a demo command into ``out``; checks its report, figure and results file."""
+    assert main([command, "--quick", "--out", str(out)]) == 0
+    assert expected in capsys.readouterr().out
     assert (out / "demo.png").stat().st_size > 10_000
+    return json.loads((out / "results.json").read_text())
+
+
+def test_field_demo_runs_and_reports(tmp_path, capsys):
+    results = _run_demo("field-demo", tmp_path / "demo", capsys, "dB")
     assert math.isfinite(results["test_mse_db"]) and results["test_mse_db"] < -20
     assert results["parameters"] == 100 and results["monotone"]
 
@@ -38,12 +41,7 @@ def test_console_script_entry_point():
 
 
 def test_ot_demo_fits_a_map_end_to_end(tmp_path, capsys):
-    out = tmp_path / "ot-demo"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "W2(T#source, target)" in text
-    r = json.loads((out / "results.json").read_text())
-    assert (out / "demo.png").stat().st_size > 10_000
+    r = _run_demo("demo", tmp_path / "ot-demo", capsys, "W2(T#source, target)")
     # the fitted map moves the source towards the target
     assert r["w2_mapped"] < r["w2_source"]
     assert 0 < r["dual_w2_squared"] <= r["w2_source"] ** 2 * 1.2

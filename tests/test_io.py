@@ -108,16 +108,22 @@ def test_conv_gradnet_saves_in_a_fresh_interpreter(tmp_path):
 
 
 def test_deeply_nested_configuration_is_refused(tmp_path):
-    path = tmp_path / "net.pt"
-    io.save(GradNetC(2, 4), path)
-    payload = torch.load(path, weights_only=True)
     spec = {"__network__": "GradNetC", "config": {"dim": 2, "hidden": 4}}
     for _ in range(120):
         spec = {"__network__": "StronglyConvex", "config": {"net": spec, "mu": 0.1}}
-    payload["network"] = spec
-    torch.save(payload, path)
+    path = _tampered(tmp_path, lambda p: p.update(network=spec))
     with pytest.raises(ValueError, match="nests deeper"):
         io.load(path)
+
+
+def _tampered(tmp_path, edit):
+    """A saved GradNetC whose payload ``edit`` changed; returns its path."""
+    path = tmp_path / "net.pt"
+    io.save(GradNetC(2, 4), path)
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    torch.save(payload, path)
+    return path
 
 
 def test_truncated_file(tmp_path):
@@ -130,25 +136,17 @@ def test_truncated_file(tmp_path):
 
 
 def test_tampered_weights(tmp_path):
-    path = tmp_path / "net.pt"
-    io.save(GradNetC(2, 4), path)
-    payload = torch.load(path, weights_only=True)
-    payload["state_dict"]["weight"] = torch.zeros(9, 9)
-    torch.save(payload, path)
+    path = _tampered(tmp_path, lambda p: p["state_dict"].update(weight=torch.zeros(9, 9)))
     with pytest.raises(ValueError, match="weights do not match"):
         io.load(path)
 
 
 def test_tampered_config(tmp_path):
-    path = tmp_path / "net.pt"
-    io.save(GradNetC(2, 4), path)
-    payload = torch.load(path, weights_only=True)
-    payload["network"]["__network__"] = "os.system"
-    torch.save(payload, path)
+    path = _tampered(tmp_path, lambda p: p["network"].update(__network__="os.system"))
     with pytest.raises(ValueError, match="unknown network class"):
         io.load(path)
-    payload["network"] = {"__network__": "GradNetC", "config": {"dim": -1, "hidden": 4}}
-    torch.save(payload, path)
+    config = {"__network__": "GradNetC", "config": {"dim": -1, "hidden": 4}}
+    path = _tampered(tmp_path, lambda p: p.update(network=config))
     with pytest.raises(ValueError, match="cannot rebuild"):
         io.load(path)
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..nn.base import check_input, check_positive_int
+from .._validation import check_input, check_positive_int
 
 __all__ = ["GradientField", "ConvexField", "NonconvexField", "PolyMax", "unit_grid"]
 

@@ -8,6 +8,14 @@ product); sampling inverts each block by Newton's method on a strongly convex pr
 
 from .actnorm import ActNorm
 from .estimator import ConvexPotentialFlow
-from .flow import LOGDETS, NETS, FlowDistribution, FlowNetwork
+from .flow import LOGDETS, NETS, FlowDistribution, FlowNetwork, block_networks
 
-__all__ = ["ActNorm", "ConvexPotentialFlow", "FlowNetwork", "FlowDistribution", "NETS", "LOGDETS"]
+__all__ = [
+    "ActNorm",
+    "ConvexPotentialFlow",
+    "FlowNetwork",
+    "FlowDistribution",
+    "block_networks",
+    "NETS",
+    "LOGDETS",
+]

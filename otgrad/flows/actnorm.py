@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..nn.base import check_input, check_positive_int
+from .._validation import check_input, check_positive_int
 
 __all__ = ["ActNorm"]
 

@@ -3,7 +3,6 @@ maximum likelihood, then evaluate its density and sample from it."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,16 +13,20 @@ from torch import Tensor, nn
 from .._estimator import Estimator
 from .._validation import (
     as_samples,
-    check_device,
-    check_dtype,
-    check_optional_positive,
+    check_fit_settings,
     check_positive_int,
     check_positive_number,
     check_seed,
 )
 from ..nn import GradientNetwork
-from ..train import History, fit
-from .flow import FlowDistribution, FlowNetwork, check_flow_args
+from ..train import History
+from .flow import (
+    FlowDistribution,
+    FlowNetwork,
+    block_networks,
+    check_block_options,
+    check_flow_options,
+)
 
 __all__ = ["ConvexPotentialFlow"]
 
@@ -39,9 +42,11 @@ class ConvexPotentialFlow(Estimator):
 
     Arguments:
         dim: The data dimension :math:`d`.
-        blocks, net, hidden, layers, activation, beta, mu, logdet, cg_iter, cg_tol, linear:
-            The architecture; see :class:`~otgrad.flows.FlowNetwork`. A list ``net`` of
-            networks is deep-copied at ``fit``.
+        blocks, net, hidden, layers, activation, beta: The block networks; see
+            :func:`~otgrad.flows.block_networks`. A list ``net`` of networks is deep-copied
+            at ``fit``.
+        mu, logdet, cg_iter, cg_tol, linear: The blocks' strong convexity, log-determinant
+            and linear part; see :class:`~otgrad.flows.FlowNetwork`.
         steps: The optimization steps.
         batch_size: Samples per step (drawn with replacement).
         lr: Adam's initial learning rate.
@@ -103,40 +108,24 @@ class ConvexPotentialFlow(Estimator):
         seed: int | None = None,
         progress: bool | None = None,
     ):
-        check_flow_args(dim, blocks, net, hidden, layers, beta, mu, logdet, cg_iter, cg_tol)
+        check_block_options(net, dim, blocks, hidden, layers, beta)
+        check_flow_options(mu, logdet, cg_iter, cg_tol)
         check_positive_int(steps=steps, batch_size=batch_size)
         check_positive_number("lr", lr)
         if not (isinstance(val_fraction, float) and 0.0 <= val_fraction < 1.0):
             raise ValueError(f"val_fraction must be a float in [0, 1), got {val_fraction!r}")
-        check_optional_positive(time_limit=time_limit)
-        check_dtype(dtype)
-        check_device(device)
-        check_seed(seed)
-        self.dim, self.blocks, self.net, self.hidden, self.layers = (
-            dim,
-            blocks,
-            net,
-            hidden,
-            layers,
-        )
-        self.activation, self.beta, self.mu, self.logdet = activation, beta, mu, logdet
-        self.cg_iter, self.cg_tol, self.linear = cg_iter, cg_tol, linear
-        self.steps, self.batch_size, self.lr, self.val_fraction = (
-            steps,
-            batch_size,
-            lr,
-            val_fraction,
-        )
-        self.time_limit, self.dtype, self.device, self.seed = time_limit, dtype, device, seed
-        self.progress = progress
+        check_fit_settings(dtype, device, seed, time_limit, progress)
+        self._store(locals())
 
     # ------------------------------------------------------------------ fitting
     def _network(self) -> FlowNetwork:
         net = self.net if isinstance(self.net, str) else [self._copy_net(n) for n in self.net]
+        nets = block_networks(
+            net, self.dim, self.blocks, self.hidden, self.layers, self.activation, self.beta
+        )
         return FlowNetwork(
-            self.dim, self.blocks, net, hidden=self.hidden, layers=self.layers,
-            activation=self.activation, beta=self.beta, mu=self.mu, logdet=self.logdet,
-            cg_iter=self.cg_iter, cg_tol=self.cg_tol, linear=self.linear,
+            self.dim, nets, mu=self.mu, logdet=self.logdet, cg_iter=self.cg_iter,
+            cg_tol=self.cg_tol, linear=self.linear,
         )  # fmt: skip
 
     def fit(self, X: Any) -> ConvexPotentialFlow:
@@ -168,20 +157,8 @@ class ConvexPotentialFlow(Estimator):
         def nll(model: FlowNetwork, batch: Tensor) -> Tensor:
             return -model._log_prob(batch).mean()
 
-        per_epoch = min(self.steps, 250)
-        return fit(
-            flow,
-            nll,
-            sampler,
-            epochs=math.ceil(self.steps / per_epoch),
-            steps_per_epoch=per_epoch,
-            lr=self.lr,
-            schedule="cosine",
-            val_data=None if val is None else [val],
-            seed=seed,
-            time_limit=self.time_limit,
-            progress=self.progress,
-        )
+        val_data = None if val is None else [val]
+        return self._fit_steps(flow, nll, sampler, seed, 250, lr=self.lr, val_data=val_data)
 
     # ------------------------------------------------------------------ density
     def log_prob(self, X: Any) -> Any:

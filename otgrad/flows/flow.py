@@ -42,59 +42,86 @@ from .._validation import check_choice, check_input, check_positive_int, check_p
 from ..nn import GradientNetwork, GradNetC, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
 from .actnorm import ActNorm
 
-__all__ = ["FlowNetwork", "FlowDistribution", "check_flow_args", "NETS", "LOGDETS"]
+__all__ = [
+    "FlowNetwork",
+    "FlowDistribution",
+    "block_networks",
+    "check_block_options",
+    "check_flow_options",
+    "NETS",
+    "LOGDETS",
+]
 
-#: The block networks ``net=...`` builds by name.
+#: The block networks :func:`block_networks` builds by name.
 NETS = ("cascade", "modular", "single")
 #: The log-determinant modes.
 LOGDETS = ("auto", "exact", "stochastic")
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def _block_net(
-    kind: str, dim: int, hidden: int, layers: int, activation: str | None, beta: float
-) -> GradientNetwork:
-    if kind == "cascade":
-        return GradNetC(dim, hidden, layers=layers, activation=activation or "tanh")
-    if kind == "modular":
-        return GradNetM(dim, hidden, modules=layers, activation=activation or "softmax", beta=beta)
-    return SingleLayerGradNet(dim, hidden, activation=activation or "tanh")
-
-
-def check_flow_args(
-    dim: int,
-    blocks: int,
+def block_networks(
     net: str | Sequence[GradientNetwork],
-    hidden: int,
-    layers: int,
-    beta: float,
-    mu: float,
-    logdet: str,
-    cg_iter: int,
-    cg_tol: float,
-) -> None:
-    r"""Checks the architecture arguments of :class:`FlowNetwork` (shared with the estimator).
+    dim: int,
+    blocks: int = 4,
+    hidden: int = 16,
+    layers: int = 24,
+    activation: str | None = None,
+    beta: float = 20.0,
+) -> list[GradientNetwork]:
+    r"""The block networks of a flow: ``blocks`` new networks of a kind, or a checked list.
+
+    Arguments:
+        net: ``"modular"`` (mGradNet-M with softmax modules), ``"cascade"`` (mGradNet-C) or
+            ``"single"`` (single-layer mGradNet), built with ``hidden`` and ``layers``; or a
+            list of monotone :class:`~otgrad.nn.GradientNetwork` of dimension ``dim``
+            (returned as a list, not copied).
+        dim: The data dimension :math:`d`.
+        blocks: The number of networks built by name.
+        hidden: The hidden width of named networks.
+        layers: The modules of ``"modular"`` networks, the layers of ``"cascade"`` ones.
+        activation: The activation of named networks (their default when ``None``).
+        beta: The initial inverse temperature of ``"modular"`` softmax modules.
 
     Raises:
         TypeError: If ``net`` is neither a name nor a list of gradient networks.
-        ValueError: If a number is out of range, a name unknown, or a block network has
-            another dimension or is not monotone.
+        ValueError: If a number is out of range, a name unknown, or a network has another
+            dimension or is not monotone.
     """
-    check_positive_int(dim=dim, blocks=blocks, hidden=hidden, layers=layers, cg_iter=cg_iter)
-    check_positive_number("mu", mu)
-    check_positive_number("cg_tol", cg_tol)
+    check_block_options(net, dim, blocks, hidden, layers, beta)
+    if not isinstance(net, str):
+        return list(net)
+    if net == "cascade":
+        return [
+            GradNetC(dim, hidden, layers, activation=activation or "tanh") for _ in range(blocks)
+        ]
+    if net == "modular":
+        act = activation or "softmax"
+        return [GradNetM(dim, hidden, layers, activation=act, beta=beta) for _ in range(blocks)]
+    return [
+        SingleLayerGradNet(dim, hidden, activation=activation or "tanh") for _ in range(blocks)
+    ]
+
+
+def check_block_options(
+    net: Any, dim: int, blocks: int, hidden: int, layers: int, beta: float
+) -> None:
+    r"""Checks the arguments of :func:`block_networks` without building anything."""
+    check_positive_int(dim=dim, blocks=blocks, hidden=hidden, layers=layers)
     check_positive_number("beta", beta)
-    check_choice("logdet", logdet, LOGDETS)
     if isinstance(net, str):
         check_choice("net", net, NETS)
-        return
-    if not isinstance(net, (list, tuple, nn.ModuleList)):
+    else:
+        _checked_blocks(net, dim)
+
+
+def _checked_blocks(nets: Any, dim: int) -> list[GradientNetwork]:
+    if not isinstance(nets, (list, tuple, nn.ModuleList)):
         raise TypeError(
-            f"net must be one of {NETS} or a list of networks, got {type(net).__name__}"
+            f"net must be one of {NETS} or a list of networks, got {type(nets).__name__}"
         )
-    if not net:
+    if not nets:
         raise ValueError("net must hold at least one network")
-    for i, n in enumerate(net):
+    for i, n in enumerate(nets):
         if not isinstance(n, GradientNetwork):
             raise TypeError(f"net[{i}] must be a GradientNetwork, got {type(n).__name__}")
         if n.dim != dim:
@@ -104,30 +131,30 @@ def check_flow_args(
                 f"net[{i}] ({type(n).__name__}) is not monotone: a flow block must be "
                 "the gradient of a convex potential (an mGradNet)"
             )
+    return list(nets)
+
+
+def check_flow_options(mu: float, logdet: str, cg_iter: int, cg_tol: float) -> None:
+    r"""Checks the block options of :class:`FlowNetwork` (shared with the estimator)."""
+    check_positive_number("mu", mu)
+    check_choice("logdet", logdet, LOGDETS)
+    check_positive_int(cg_iter=cg_iter)
+    check_positive_number("cg_tol", cg_tol)
 
 
 @io.register("FlowNetwork")
 class FlowNetwork(nn.Module):
     r"""The network of a convex potential flow: ActNorms and strongly convex mGradNet blocks.
 
-    The map from data to the base is ``[ActNorm, StronglyConvex(mGradNet), ActNorm, ...,
-    StronglyConvex(mGradNet), ActNorm]``; see the module documentation. This is the module
+    The map from data to the base is ``[ActNorm, StronglyConvex(net_1), ActNorm, ...,
+    StronglyConvex(net_K), ActNorm]``; see the module documentation. This is the module
     that :class:`~otgrad.flows.ConvexPotentialFlow` fits (its ``flow_``); use it directly to
     embed a flow in a larger model.
 
     Arguments:
         dim: The data dimension :math:`d`.
-        blocks: The number of mGradNet blocks :math:`K` (ignored when ``net`` is a list).
-        net: ``"modular"`` (mGradNet-M with softmax modules, default), ``"cascade"``
-            (mGradNet-C) or ``"single"`` (single-layer mGradNet), built with ``hidden`` and
-            ``layers``; or a list of monotone :class:`~otgrad.nn.GradientNetwork` of
-            dimension ``dim``, one per block.
-        hidden: The hidden width of named block networks.
-        layers: The modules of ``"modular"`` blocks, the layers of ``"cascade"`` ones.
-        activation: The activation of named block networks (their default when ``None``).
-        beta: The initial inverse temperature of ``"modular"`` softmax modules (learned
-            afterwards). Sharp modules matter for densities with holes and edges: see the
-            ablation in ``docs/benchmarks.md`` ("Convex potential flows").
+        nets: The block networks, monotone :class:`~otgrad.nn.GradientNetwork` of dimension
+            ``dim`` (e.g. from :func:`block_networks`); they become the flow's submodules.
         mu: The strong-convexity modulus of every block (:math:`\nabla^2\psi_k \succeq \mu I`).
         logdet: ``"exact"`` (the closed-form Jacobian's log-det: Cholesky, or the
             determinant lemma on :math:`R \times R` matrices when a block's rank bound
@@ -142,7 +169,7 @@ class FlowNetwork(nn.Module):
             saturating activations are flat, is then learned rather than :math:`\mu`.
 
     Example:
-        >>> flow = FlowNetwork(2, blocks=2, hidden=8)
+        >>> flow = FlowNetwork(2, block_networks("modular", 2, blocks=2, hidden=8))
         >>> x = torch.randn(4, 2)
         >>> z, ladj = flow(x)
         >>> torch.allclose(flow.inverse(z), x, atol=1e-4)
@@ -153,18 +180,13 @@ class FlowNetwork(nn.Module):
         | Gradient Networks (Chaudhari, Pranav, Moura, 2025), Prop 3.1, Cor 11.1, 12.1.
     """
 
-    _config_attributes = {"blocks": "num_blocks", "logdet": "logdet_mode"}
+    _config_attributes = {"logdet": "logdet_mode"}
 
     def __init__(
         self,
         dim: int,
-        blocks: int = 4,
-        net: str | Sequence[GradientNetwork] = "modular",
+        nets: Sequence[GradientNetwork],
         *,
-        hidden: int = 16,
-        layers: int = 24,
-        activation: str | None = None,
-        beta: float = 20.0,
         mu: float = 0.01,
         logdet: str = "auto",
         cg_iter: int = 20,
@@ -172,17 +194,15 @@ class FlowNetwork(nn.Module):
         linear: bool = True,
     ):
         super().__init__()
-        check_flow_args(dim, blocks, net, hidden, layers, beta, mu, logdet, cg_iter, cg_tol)
-        if isinstance(net, str):
-            nets = [_block_net(net, dim, hidden, layers, activation, beta) for _ in range(blocks)]
-        else:
-            nets = list(net)
-        self.dim, self.num_blocks, self.net = dim, blocks, net
-        self.hidden, self.layers, self.activation, self.beta = hidden, layers, activation, beta
+        check_positive_int(dim=dim)
+        check_flow_options(mu, logdet, cg_iter, cg_tol)
+        self.dim, self.nets = dim, _checked_blocks(nets, dim)
         self.mu, self.logdet_mode, self.cg_iter, self.cg_tol = mu, logdet, cg_iter, cg_tol
         self.linear = bool(linear)
-        self.blocks = nn.ModuleList(StronglyConvex(self._with_linear(n), mu) for n in nets)
-        self.norms = nn.ModuleList(ActNorm(dim, auto_init=False) for _ in range(len(nets) + 1))
+        self.blocks = nn.ModuleList(StronglyConvex(self._with_linear(n), mu) for n in self.nets)
+        self.norms = nn.ModuleList(
+            ActNorm(dim, auto_init=False) for _ in range(len(self.nets) + 1)
+        )
 
     def _with_linear(self, net: GradientNetwork) -> GradientNetwork:
         if not self.linear:
@@ -347,7 +367,7 @@ class FlowDistribution(Distribution):
     tuples); parameters stay those of the flow.
 
     Example:
-        >>> dist = FlowDistribution(FlowNetwork(2, blocks=1, hidden=8))
+        >>> dist = FlowDistribution(FlowNetwork(2, block_networks("single", 2, blocks=1)))
         >>> dist.sample((5,)).shape
         torch.Size([5, 2])
     """

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validation import check_positive_int
 from ..calculus import power_iteration
-from ..nn.base import check_positive_int
 
 __all__ = ["LinearOperator", "Denoising", "Blur", "Inpainting", "Tomography", "gaussian_kernel"]
 

@@ -29,13 +29,10 @@ from torch import Tensor, nn
 from .. import io
 from .._estimator import Estimator
 from .._validation import (
-    check_device,
-    check_dtype,
+    check_fit_settings,
     check_image,
-    check_optional_positive,
     check_positive_int,
     check_positive_number,
-    check_seed,
 )
 from ..nn.conv import ConvGradNet
 
@@ -231,21 +228,10 @@ class ConvexRegularizer(Estimator):
         check_positive_int(batch_size=batch_size, patch=patch)
         if stride is not None:
             check_positive_int(stride=stride)
-        check_optional_positive(time_limit=time_limit)
         if checkpoint is not None and not isinstance(checkpoint, str):
             raise TypeError(f"checkpoint must be a path string, got {type(checkpoint).__name__}")
-        check_dtype(dtype)
-        check_device(device)
-        check_seed(seed)
-        self.net, self.lmbda, self.mu, self.sigma, self.t_steps = net, lmbda, mu, sigma, t_steps
-        self.iterations, self.epochs, self.batch_size, self.patch = (
-            iterations,
-            epochs,
-            batch_size,
-            patch,
-        )
-        self.stride, self.lr, self.time_limit, self.checkpoint = stride, lr, time_limit, checkpoint
-        self.dtype, self.device, self.seed, self.progress = dtype, device, seed, progress
+        check_fit_settings(dtype, device, seed, time_limit, progress)
+        self._store(locals())
 
     # ------------------------------------------------------------------ fitting
     def fit(self, images: list[np.ndarray]) -> ConvexRegularizer:

@@ -2,72 +2,28 @@ r"""Gradient networks: architectures that are, by construction, gradients of pot
 
 All architectures subclass :class:`GradientNetwork` and take inputs of shape
 ``(*, dim)``. Monotone ones (``monotone=True``) are mGradNets: gradients of convex
-functions.
+functions. Every public name of the submodules is available here.
 """
 
-from .activations import (
-    Activation,
-    GroupActivation,
-    Identity,
-    LinearSpline,
-    LogCoshSquare,
-    Sigmoid,
-    SigmoidMixture,
-    Softmax,
-    Softplus,
-    Tanh,
-    WSoftmax,
-    WTanh,
-)
-from .base import GradientNetwork, check_input, set_validation, validation
-from .baselines import CRR, ICGN, ICNN, RR, MLPPotential
-from .cascade import GradNetC
-from .combine import (
-    ConicalSum,
-    Difference,
-    LipschitzShift,
-    StronglyConvex,
-    Sum,
-    TransformedRidgeSum,
-)
-from .conv import ConvGradNet, MultiConv2d
-from .modular import GradNetM
-from .single import SingleLayerGradNet
-from .structure import RidgeTerm, StructuredJacobian
+from . import activations, base, baselines, cascade, combine, conv, modular, single, structure
+from .activations import *  # noqa: F403
+from .base import *  # noqa: F403
+from .baselines import *  # noqa: F403
+from .cascade import *  # noqa: F403
+from .combine import *  # noqa: F403
+from .conv import *  # noqa: F403
+from .modular import *  # noqa: F403
+from .single import *  # noqa: F403
+from .structure import *  # noqa: F403
 
 __all__ = [
-    "GradientNetwork",
-    "SingleLayerGradNet",
-    "GradNetC",
-    "GradNetM",
-    "Sum",
-    "ConicalSum",
-    "StronglyConvex",
-    "LipschitzShift",
-    "Difference",
-    "TransformedRidgeSum",
-    "ConvGradNet",
-    "MultiConv2d",
-    "ICNN",
-    "ICGN",
-    "CRR",
-    "RR",
-    "MLPPotential",
-    "Activation",
-    "Identity",
-    "Tanh",
-    "Sigmoid",
-    "Softplus",
-    "WTanh",
-    "SigmoidMixture",
-    "LinearSpline",
-    "GroupActivation",
-    "Softmax",
-    "WSoftmax",
-    "LogCoshSquare",
-    "StructuredJacobian",
-    "RidgeTerm",
-    "check_input",
-    "set_validation",
-    "validation",
+    *base.__all__,
+    *single.__all__,
+    *cascade.__all__,
+    *modular.__all__,
+    *combine.__all__,
+    *conv.__all__,
+    *baselines.__all__,
+    *activations.__all__,
+    *structure.__all__,
 ]

@@ -19,6 +19,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -140,71 +141,65 @@ class Activation(nn.Module):
         raise NotImplementedError
 
 
-class Identity(Activation):
+class _Fixed(Activation):
+    r"""A parameter-free activation, given by four class attributes: ``function``
+    :math:`\sigma`, ``slope`` :math:`(t, \sigma(t)) \mapsto \sigma'(t)`, ``primitive``
+    :math:`S` and ``bound`` :math:`\sup|\sigma'|`."""
+
+    function: Callable[[Tensor], Tensor]
+    slope: Callable[[Tensor, Tensor], Tensor]
+    primitive: Callable[[Tensor], Tensor]
+    bound: float
+
+    def forward(self, t: Tensor) -> Tensor:
+        return type(self).function(t)
+
+    def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        y = type(self).function(t)
+        return y, type(self).slope(t, y)
+
+    def antiderivative(self, t: Tensor) -> Tensor:
+        return type(self).primitive(t)
+
+    def derivative_bound(self) -> Tensor:
+        return torch.tensor(self.bound)
+
+
+class Identity(_Fixed):
     r"""The identity :math:`\sigma(t) = t`, :math:`S(t) = t^2/2`: eq. (7) becomes a linear
     map :math:`W^\top \operatorname{diag}(\alpha) W x + c` (a PSD one when :math:`\alpha \ge 0`)."""
 
-    def forward(self, t: Tensor) -> Tensor:
-        return t
-
-    def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        return t, torch.ones_like(t)
-
-    def antiderivative(self, t: Tensor) -> Tensor:
-        return t * t / 2
-
-    def derivative_bound(self) -> Tensor:
-        return torch.tensor(1.0)
+    function = staticmethod(lambda t: t)
+    slope = staticmethod(lambda t, y: torch.ones_like(t))
+    primitive = staticmethod(lambda t: t * t / 2)
+    bound = 1.0
 
 
-class Tanh(Activation):
+class Tanh(_Fixed):
     r""":math:`\tanh`, with :math:`S = \log\cosh`; :math:`0 < \sigma' \le 1`."""
 
-    def forward(self, t: Tensor) -> Tensor:
-        return torch.tanh(t)
-
-    def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        y = torch.tanh(t)
-        return y, 1 - y * y
-
-    def antiderivative(self, t: Tensor) -> Tensor:
-        return log_cosh(t)
-
-    def derivative_bound(self) -> Tensor:
-        return torch.tensor(1.0)
+    function = staticmethod(torch.tanh)
+    slope = staticmethod(lambda t, y: 1 - y * y)
+    primitive = staticmethod(log_cosh)
+    bound = 1.0
 
 
-class Sigmoid(Activation):
+class Sigmoid(_Fixed):
     r"""The logistic sigmoid, with :math:`S = \operatorname{softplus}`; :math:`0 < \sigma' \le 1/4`."""
 
-    def forward(self, t: Tensor) -> Tensor:
-        return torch.sigmoid(t)
-
-    def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        y = torch.sigmoid(t)
-        return y, y * (1 - y)
-
-    def antiderivative(self, t: Tensor) -> Tensor:
-        return F.softplus(t)
-
-    def derivative_bound(self) -> Tensor:
-        return torch.tensor(0.25)
+    function = staticmethod(torch.sigmoid)
+    slope = staticmethod(lambda t, y: y * (1 - y))
+    primitive = staticmethod(F.softplus)
+    bound = 0.25
 
 
-class Softplus(Activation):
+class Softplus(_Fixed):
     r""":math:`\log(1 + e^t)`, with :math:`S = -\mathrm{Li}_2(-e^t)` (:func:`softplus_integral`)."""
 
-    def forward(self, t: Tensor) -> Tensor:
-        return F.softplus(t)
-
-    def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        return F.softplus(t), torch.sigmoid(t)
-
-    def antiderivative(self, t: Tensor) -> Tensor:
-        return softplus_integral(t)
-
-    def derivative_bound(self) -> Tensor:
-        return torch.tensor(1.0)
+    function = staticmethod(F.softplus)
+    slope = staticmethod(lambda t, y: torch.sigmoid(t))
+    primitive = staticmethod(softplus_integral)
+    bound = 1.0
 
 
 class WTanh(Activation):

@@ -28,7 +28,6 @@ from .. import calculus
 from .._validation import (
     check_input,
     check_positive_int,
-    check_positive_number,
     set_validation,
     traced,
     validation,
@@ -41,8 +40,6 @@ __all__ = [
     "set_validation",
     "validation",
     "check_input",
-    "check_positive_int",
-    "check_positive_number",
     "orthogonal_weight",
     "alternating_signs",
     "positive",

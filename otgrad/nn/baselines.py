@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._validation import check_positive_int
 from ..calculus import gauss_legendre
 from ..io import register
 from .activations import LinearSpline
-from .base import GradientNetwork, check_positive_int
+from .base import GradientNetwork
 from .single import SingleLayerGradNet
 from .structure import RidgeTerm, StructuredJacobian
 
@@ -29,6 +30,11 @@ __all__ = ["ICNN", "MLPPotential", "CRR", "RR", "ICGN"]
 
 class _PotentialNetwork(GradientNetwork):
     r"""A network of a scalar potential whose field is its gradient by ``torch.func.grad``."""
+
+    def __init__(self, dim: int, hidden: int, layers: int):
+        super().__init__(dim)
+        check_positive_int(hidden=hidden, layers=layers)
+        self.hidden, self.layers = hidden, layers
 
     @abc.abstractmethod
     def _scalar_potential(self, x: Tensor) -> Tensor:
@@ -66,15 +72,13 @@ class ICNN(_PotentialNetwork):
     monotone = True
 
     def __init__(self, dim: int, hidden: int, layers: int = 2):
-        super().__init__(dim)
-        check_positive_int(hidden=hidden, layers=layers)
+        super().__init__(dim, hidden, layers)
         self.inputs = nn.ModuleList(nn.Linear(dim, hidden) for _ in range(layers))
         self.raw_hidden = nn.ParameterList(
             nn.Parameter(torch.randn(hidden, hidden) / hidden - 2.0) for _ in range(layers - 1)
         )
         self.raw_out = nn.Parameter(torch.randn(hidden) / hidden - 1.0)
         self.linear = nn.Linear(dim, 1)
-        self.hidden, self.layers = hidden, layers
 
     def _scalar_potential(self, x):
         z = F.softplus(self.inputs[0](x))
@@ -85,25 +89,18 @@ class ICNN(_PotentialNetwork):
 
 @register("MLPPotential")
 class MLPPotential(_PotentialNetwork):
-    r"""An unconstrained MLP potential :math:`\psi`; ``forward`` is :math:`\nabla\psi` (a GradNet).
-
-    Arguments:
-        dim: The input dimension.
-        hidden: The width of each hidden layer.
-        layers: The number of hidden layers.
-    """
+    r"""An unconstrained MLP potential :math:`\psi` (tanh layers); ``forward`` is
+    :math:`\nabla\psi` (a GradNet). Arguments as :class:`ICNN`."""
 
     monotone = False
 
     def __init__(self, dim: int, hidden: int, layers: int = 2):
-        super().__init__(dim)
-        check_positive_int(hidden=hidden, layers=layers)
+        super().__init__(dim, hidden, layers)
         sizes = [dim] + [hidden] * layers
         self.hidden_layers = nn.ModuleList(
             nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
         self.out = nn.Linear(hidden, 1)
-        self.hidden, self.layers = hidden, layers
 
     def _scalar_potential(self, x):
         for lin in self.hidden_layers:

@@ -28,16 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from .. import calculus
+from .._validation import check_positive_int
 from ..io import register
 from .activations import Activation, elementwise_activation
-from .base import (
-    GradientNetwork,
-    check_positive_int,
-    orthogonal_weight,
-    positive,
-    start_near_identity,
-    unconstrain,
-)
+from .base import GradientNetwork, orthogonal_weight, positive, start_near_identity, unconstrain
 from .structure import RidgeTerm, StructuredJacobian
 
 __all__ = ["GradNetC", "cascade_map", "cascade_slope_bound"]

@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import calculus
+from .._validation import check_positive_number
 from ..io import register
 from .activations import SigmoidMixture
-from .base import GradientNetwork, check_positive_number, unconstrain
+from .base import GradientNetwork, unconstrain
 from .structure import StructuredJacobian
 
 __all__ = [

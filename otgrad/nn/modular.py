@@ -23,17 +23,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_positive_int, check_positive_number
 from ..io import register
 from .activations import GroupActivation, Softmax, group_activation, inverse_softplus
-from .base import (
-    GradientNetwork,
-    check_positive_int,
-    check_positive_number,
-    orthogonal_weight,
-    positive,
-    start_near_identity,
-    unconstrain,
-)
+from .base import GradientNetwork, orthogonal_weight, positive, start_near_identity, unconstrain
 from .structure import RidgeTerm, StructuredJacobian
 
 __all__ = ["GradNetM", "group_ridge"]

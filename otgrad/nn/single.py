@@ -19,16 +19,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_positive_int
 from ..io import register
 from .activations import _ELEMENTWISE, _GROUP, elementwise_activation, group_activation
-from .base import (
-    GradientNetwork,
-    check_positive_int,
-    orthogonal_weight,
-    positive,
-    start_near_identity,
-    unconstrain,
-)
+from .base import GradientNetwork, orthogonal_weight, positive, start_near_identity, unconstrain
 from .modular import group_ridge
 from .structure import RidgeTerm, StructuredJacobian
 

@@ -21,16 +21,14 @@ from .._estimator import Estimator
 from .._validation import (
     as_samples,
     check_choice,
-    check_device,
-    check_dtype,
+    check_fit_settings,
     check_optional_positive,
     check_positive_int,
-    check_seed,
 )
 from ..data.samples import scalar_standardization, standardization_from_metadata
 from ..nn import GradientNetwork, GradNetM, SingleLayerGradNet, StronglyConvex, Sum
 from ..nn.base import unconstrain
-from ..train import History, fit
+from ..train import History
 from .gaussian import GaussianMap
 from .losses import MongeAmpere, SemiDual, barycentric_loss, emd_loss, sinkhorn_loss
 
@@ -206,16 +204,11 @@ class BrenierMap(Estimator):
         check_choice("loss", loss, LOSSES)
         check_choice("init", init, ("gaussian", "identity"))
         check_positive_int(steps=steps, batch_size=batch_size, inverse_steps=inverse_steps)
-        check_optional_positive(lr=lr, epsilon=epsilon, time_limit=time_limit)
-        check_dtype(dtype)
-        check_device(device)
-        check_seed(seed)
+        check_optional_positive(lr=lr, epsilon=epsilon)
+        check_fit_settings(dtype, device, seed, time_limit, progress)
         if not isinstance(compile, (bool, str)):
             raise TypeError(f"compile must be a bool or a torch.compile mode, got {compile!r}")
-        self.net, self.loss, self.init = net, loss, init
-        self.steps, self.batch_size, self.lr, self.epsilon = steps, batch_size, lr, epsilon
-        self.inverse_steps, self.time_limit, self.dtype = inverse_steps, time_limit, dtype
-        self.device, self.seed, self.progress, self.compile = device, seed, progress, compile
+        self._store(locals())
 
     # ------------------------------------------------------------------ scaling
     def _scaled(self, t: Tensor, which: str) -> Tensor:
@@ -311,20 +304,8 @@ class BrenierMap(Estimator):
             iy = torch.randint(max(m, 1), (min(bs, max(m, 1)),), generator=gen).to(device)
             return [ix, iy]
 
-        per_epoch = min(self.steps, 100)
-        return fit(
-            net,
-            loss_fn,
-            sampler,
-            epochs=math.ceil(self.steps / per_epoch),
-            steps_per_epoch=per_epoch,
-            lr=self.lr if self.lr is not None else (3e-2 if xs.shape[1] <= 16 else 1e-2),
-            schedule="cosine",
-            seed=seed,
-            time_limit=self.time_limit,
-            progress=self.progress,
-            compile=self.compile,
-        )
+        lr = self.lr if self.lr is not None else (3e-2 if xs.shape[1] <= 16 else 1e-2)
+        return self._fit_steps(net, loss_fn, sampler, seed, 100, lr=lr, compile=self.compile)
 
     def _loss(self, xs, ys, x0, target_log_prob, source_log_prob):
         d = xs.shape[1]

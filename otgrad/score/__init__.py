@@ -8,58 +8,17 @@ sampling (predictor–corrector, reverse SDE, probability-flow ODE, annealed Lan
 MALA) and likelihood evaluation behind an estimator interface.
 """
 
-from .estimator import SAMPLERS, ScoreModel
-from .losses import (
-    dsm_loss,
-    implicit_score_matching_loss,
-    score_matching_loss,
-    sliced_score_matching_loss,
-)
-from .models import (
-    NoiseConditionalGradMLP,
-    NoiseConditionalGradNet,
-    NoiseConditionalMLP,
-    NoiseConditionalScore,
-    SigmaEmbedding,
-    build_score_model,
-    parameter_count,
-)
-from .schedules import NoiseSchedule, VESchedule, VPSchedule, make_schedule
-from .sde import (
-    annealed_langevin,
-    grid_log_prob,
-    langevin,
-    marginal_score,
-    ode_log_prob,
-    predictor_corrector,
-    probability_flow,
-    reverse_sde,
-)
+from . import estimator, losses, models, schedules, sde
+from .estimator import *  # noqa: F403
+from .losses import *  # noqa: F403
+from .models import *  # noqa: F403
+from .schedules import *  # noqa: F403
+from .sde import *  # noqa: F403
 
 __all__ = [
-    "ScoreModel",
-    "SAMPLERS",
-    "NoiseConditionalScore",
-    "NoiseConditionalGradNet",
-    "NoiseConditionalMLP",
-    "NoiseConditionalGradMLP",
-    "SigmaEmbedding",
-    "build_score_model",
-    "parameter_count",
-    "NoiseSchedule",
-    "VESchedule",
-    "VPSchedule",
-    "make_schedule",
-    "dsm_loss",
-    "implicit_score_matching_loss",
-    "sliced_score_matching_loss",
-    "score_matching_loss",
-    "marginal_score",
-    "reverse_sde",
-    "predictor_corrector",
-    "probability_flow",
-    "annealed_langevin",
-    "langevin",
-    "ode_log_prob",
-    "grid_log_prob",
+    *estimator.__all__,
+    *models.__all__,
+    *schedules.__all__,
+    *losses.__all__,
+    *sde.__all__,
 ]

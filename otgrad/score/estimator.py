@@ -14,15 +14,12 @@ from torch import Tensor, nn
 from .._estimator import Estimator
 from .._validation import (
     as_samples,
-    check_device,
-    check_dtype,
-    check_optional_positive,
+    check_fit_settings,
     check_positive_int,
     check_positive_number,
-    check_seed,
 )
 from ..data.samples import scalar_standardization, standardization_from_metadata
-from ..train import History, fit
+from ..train import History
 from .losses import score_matching_loss
 from .models import _KINDS, NoiseConditionalScore, build_score_model
 from .schedules import NoiseSchedule, VESchedule, make_schedule
@@ -117,18 +114,11 @@ class ScoreModel(Estimator):
         if not sigma_min < sigma_max:
             raise ValueError(f"sigma_min ({sigma_min}) must be below sigma_max ({sigma_max})")
         check_positive_number("lr", lr)
-        check_optional_positive(time_limit=time_limit)
         check_positive_int(steps=steps, batch_size=batch_size)
         if not (isinstance(ema, float) and 0 < ema < 1):
             raise ValueError(f"ema must be a float in (0, 1), got {ema!r}")
-        check_dtype(dtype)
-        check_device(device)
-        check_seed(seed)
-        self.net, self.schedule, self.objective = net, schedule, objective
-        self.sigma_min, self.sigma_max = sigma_min, sigma_max
-        self.steps, self.batch_size, self.lr, self.ema = steps, batch_size, lr, ema
-        self.time_limit, self.dtype, self.device = time_limit, dtype, device
-        self.seed, self.progress = seed, progress
+        check_fit_settings(dtype, device, seed, time_limit, progress)
+        self._store(locals())
 
     _module = "model_"
 
@@ -210,20 +200,7 @@ class ScoreModel(Estimator):
         def loss_fn(m: NoiseConditionalScore, batch: Tensor, gen: torch.Generator) -> Tensor:
             return loss(m, batch, schedule, gen)
 
-        per_epoch = min(self.steps, 250)
-        return fit(
-            model,
-            loss_fn,
-            sampler,
-            epochs=math.ceil(self.steps / per_epoch),
-            steps_per_epoch=per_epoch,
-            lr=self.lr,
-            schedule="cosine",
-            seed=seed,
-            time_limit=self.time_limit,
-            progress=self.progress,
-            ema=self.ema,
-        )
+        return self._fit_steps(model, loss_fn, sampler, seed, 250, lr=self.lr, ema=self.ema)
 
     # ------------------------------------------------------------------ fields
     def score(self, X: Any, sigma: Any) -> Any:

@@ -33,7 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from .. import io
-from ..nn.base import GradientNetwork, check_input, check_positive_int, orthogonal_weight
+from .._validation import check_input, check_positive_int
+from ..nn.base import GradientNetwork, orthogonal_weight
 from ..nn.structure import RidgeTerm, StructuredJacobian
 
 __all__ = [

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..nn.base import check_positive_number
+from .._validation import check_positive_number
 
 __all__ = ["NoiseSchedule", "VESchedule", "VPSchedule", "make_schedule"]
 

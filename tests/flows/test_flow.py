@@ -14,7 +14,13 @@ from torch.distributions import Distribution, Normal
 from otgrad import io
 from otgrad.calculus import logdet_cg
 from otgrad.data import sample_toy2d
-from otgrad.flows import ActNorm, ConvexPotentialFlow, FlowDistribution, FlowNetwork
+from otgrad.flows import (
+    ActNorm,
+    ConvexPotentialFlow,
+    FlowDistribution,
+    FlowNetwork,
+    block_networks,
+)
 from otgrad.nn import GradNetC
 
 F64 = torch.float64
@@ -37,7 +43,7 @@ def fitted(data):
 def random_flow(net="cascade", linear=True, dim=2, seed=0, scale=0.2, **kwargs):
     """A float64 flow network with initialized ActNorms and randomly perturbed parameters."""
     torch.manual_seed(seed)
-    flow = FlowNetwork(dim, blocks=2, hidden=8, net=net, linear=linear, **kwargs)
+    flow = FlowNetwork(dim, block_networks(net, dim, blocks=2, hidden=8), linear=linear, **kwargs)
     flow.double()
     flow.initialize(torch.randn(256, dim, dtype=F64) @ torch.randn(dim, dim, dtype=F64) + 1)
     with torch.no_grad():
@@ -209,7 +215,7 @@ def test_logdet_cg_tolerance_mixed_convergence_and_validation():
 @pytest.mark.parametrize("net,linear", KINDS)
 def test_gradients_reach_every_parameter(data, net, linear):
     torch.manual_seed(0)
-    flow = FlowNetwork(2, blocks=2, hidden=8, net=net, linear=linear).double()
+    flow = FlowNetwork(2, block_networks(net, 2, blocks=2, hidden=8), linear=linear).double()
     x = torch.as_tensor(data)
     flow.initialize(x[:1000])
     # on the initialization batch itself the last ActNorm is at its Gaussian maximum

@@ -11,22 +11,7 @@ from __future__ import annotations
 import torch
 from hypothesis import strategies as st
 
-from otgrad.nn import (
-    CRR,
-    ICGN,
-    ICNN,
-    RR,
-    ConicalSum,
-    Difference,
-    GradNetC,
-    GradNetM,
-    LipschitzShift,
-    MLPPotential,
-    SingleLayerGradNet,
-    StronglyConvex,
-    Sum,
-    TransformedRidgeSum,
-)
+from otgrad import nn as gn
 
 ELEMENTWISE = ["linear", "tanh", "sigmoid", "softplus", "wtanh", "learned", "spline"]
 CASCADE = ["tanh", "sigmoid", "softplus", "wtanh", "learned"]  # smooth: quadrature potential
@@ -43,30 +28,35 @@ def perturb(net: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:
 
 
 def _cascade(d, h, layers, monotone, act):
-    return GradNetC(d, h, layers, monotone, CASCADE[act % len(CASCADE)])
+    return gn.GradNetC(d, h, layers, monotone, CASCADE[act % len(CASCADE)])
 
 
 #: kind -> (dim, hidden, layers, monotone, act) -> network
 BUILDERS = {
-    "single": lambda d, h, n, m, a: SingleLayerGradNet(d, h, m, ELEMENTWISE[a % len(ELEMENTWISE)]),
-    "single-softmax": lambda d, h, n, m, a: SingleLayerGradNet(d, h, m, "softmax"),
+    "single": lambda d, h, n, m, a: gn.SingleLayerGradNet(
+        d, h, m, ELEMENTWISE[a % len(ELEMENTWISE)]
+    ),
+    "single-softmax": lambda d, h, n, m, a: gn.SingleLayerGradNet(d, h, m, "softmax"),
     "cascade": _cascade,
-    "modular": lambda d, h, n, m, a: GradNetM(d, h, n, m, MODULAR[a % len(MODULAR)]),
-    "sum": lambda d, h, n, m, a: Sum(
-        [GradNetC(d, h, 2, m), GradNetM(d, h, 2, m)], weights=[0.7, 0.4] if m else [0.7, -0.4]
+    "modular": lambda d, h, n, m, a: gn.GradNetM(d, h, n, m, MODULAR[a % len(MODULAR)]),
+    "sum": lambda d, h, n, m, a: gn.Sum(
+        [gn.GradNetC(d, h, 2, m), gn.GradNetM(d, h, 2, m)],
+        weights=[0.7, 0.4] if m else [0.7, -0.4],
     ),
-    "conical": lambda d, h, n, m, a: ConicalSum([GradNetC(d, h, 2), SingleLayerGradNet(d, h)]),
-    "strong": lambda d, h, n, m, a: StronglyConvex(_cascade(d, h, n, True, a), 0.3),
-    "shift": lambda d, h, n, m, a: LipschitzShift(_cascade(d, h, n, False, a)),
-    "difference": lambda d, h, n, m, a: Difference(GradNetC(d, h, n), GradNetM(d, h, 2)),
-    "ridge": lambda d, h, n, m, a: TransformedRidgeSum(
-        SingleLayerGradNet(d, h, m, ["tanh", "sigmoid", "wtanh"][a % 3]), monotone=m
+    "conical": lambda d, h, n, m, a: gn.ConicalSum(
+        [gn.GradNetC(d, h, 2), gn.SingleLayerGradNet(d, h)]
     ),
-    "crr": lambda d, h, n, m, a: CRR(d, h, knots=2 + a % 6),
-    "rr": lambda d, h, n, m, a: RR(d, h, knots=2 + a % 6),
-    "icgn": lambda d, h, n, m, a: ICGN(d, h, nodes=None if m else 16),
-    "icnn": lambda d, h, n, m, a: ICNN(d, h, max(1, n - 1)),
-    "mlp": lambda d, h, n, m, a: MLPPotential(d, h, max(1, n - 1)),
+    "strong": lambda d, h, n, m, a: gn.StronglyConvex(_cascade(d, h, n, True, a), 0.3),
+    "shift": lambda d, h, n, m, a: gn.LipschitzShift(_cascade(d, h, n, False, a)),
+    "difference": lambda d, h, n, m, a: gn.Difference(gn.GradNetC(d, h, n), gn.GradNetM(d, h, 2)),
+    "ridge": lambda d, h, n, m, a: gn.TransformedRidgeSum(
+        gn.SingleLayerGradNet(d, h, m, ["tanh", "sigmoid", "wtanh"][a % 3]), monotone=m
+    ),
+    "crr": lambda d, h, n, m, a: gn.CRR(d, h, knots=2 + a % 6),
+    "rr": lambda d, h, n, m, a: gn.RR(d, h, knots=2 + a % 6),
+    "icgn": lambda d, h, n, m, a: gn.ICGN(d, h, nodes=None if m else 16),
+    "icnn": lambda d, h, n, m, a: gn.ICNN(d, h, max(1, n - 1)),
+    "mlp": lambda d, h, n, m, a: gn.MLPPotential(d, h, max(1, n - 1)),
 }
 KINDS = list(BUILDERS)
 
@@ -126,9 +116,9 @@ def _score_net(name: str):
 
 
 def _flow():
-    from otgrad.flows import FlowNetwork
+    from otgrad.flows import FlowNetwork, block_networks
 
-    flow = FlowNetwork(2, blocks=2, hidden=4, layers=2)
+    flow = FlowNetwork(2, block_networks("modular", 2, blocks=2, hidden=4, layers=2))
     x = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
     return flow, lambda m: m.log_prob(_like(m, x))
 
