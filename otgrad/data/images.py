@@ -46,26 +46,13 @@ def load_images(folder: str | os.PathLike, limit: int | None = None) -> list[np.
 
 
 def _fallback(name: str, limit: int | None) -> list[np.ndarray]:
+    r"""scikit-image's images (BSD sets) or generated phantoms (CT sets); the training and
+    test sets share no image."""
+    if name.startswith("ct"):
+        return _phantoms(name, limit)
     from skimage import data, transform
     from skimage.color import rgb2gray
 
-    if name.startswith("ct"):
-        base = data.shepp_logan_phantom()
-        imgs = [transform.resize(base, (256, 256), anti_aliasing=True)]
-        rng = np.random.default_rng(0 if name == "ct-train" else 1)
-        yy, xx = np.mgrid[-1:1:256j, -1:1:256j]
-        for _ in range((limit or 8) - 1):  # random ellipse phantoms
-            img = np.zeros((256, 256))
-            for _ in range(8):
-                cx, cy, a, b = (
-                    rng.uniform(-0.5, 0.5, 2).tolist() + rng.uniform(0.05, 0.4, 2).tolist()
-                )
-                t = rng.uniform(0, np.pi)
-                u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
-                v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
-                img[(u / a) ** 2 + (v / b) ** 2 <= 1] += rng.uniform(0.1, 0.5)
-            imgs.append(np.clip(img * (xx**2 + yy**2 <= 0.9), 0, 1))
-        return imgs[:limit]
     gray = [data.camera(), data.coins(), data.moon(), data.text(), data.page()]
     gray += [rgb2gray(getattr(data, n)()) for n in ("astronaut", "coffee", "chelsea", "rocket")]
     imgs = [
@@ -73,11 +60,49 @@ def _fallback(name: str, limit: int | None) -> list[np.ndarray]:
         for g in gray
     ]
     # a deterministic split: training crops from the first images, test images from the rest
-    if name == "bsd-train":
-        return [
-            im[i : i + 180, j : j + 180] for im in imgs[:5] for i in (0, 180) for j in (0, 180)
-        ][:limit]
+    if name == "bsd-train":  # every whole 180 x 180 window
+        crops = [
+            im[i : i + 180, j : j + 180]
+            for im in imgs[:5]
+            for i in range(0, im.shape[0] - 179, 180)
+            for j in range(0, im.shape[1] - 179, 180)
+        ]
+        return crops[:limit]
+    if name == "set12":  # square test images, as Set12's
+        return [_square(im, 256) for im in imgs[5:]][:limit]
     return [transform.resize(im, (160, 240), anti_aliasing=True) for im in imgs[5:]][:limit]
+
+
+def _square(image: np.ndarray, size: int) -> np.ndarray:
+    from skimage import transform
+
+    h, w = image.shape
+    k = min(h, w)
+    top, left = (h - k) // 2, (w - k) // 2
+    return transform.resize(
+        image[top : top + k, left : left + k], (size, size), anti_aliasing=True
+    )
+
+
+def _phantoms(name: str, limit: int | None) -> list[np.ndarray]:
+    r"""Shepp–Logan (training set only) and random ellipse phantoms, 256 x 256 in [0, 1]."""
+    from skimage import data, transform
+
+    imgs = []
+    if name == "ct-train":
+        imgs.append(transform.resize(data.shepp_logan_phantom(), (256, 256), anti_aliasing=True))
+    rng = np.random.default_rng(0 if name == "ct-train" else 1)
+    yy, xx = np.mgrid[-1:1:256j, -1:1:256j]
+    while len(imgs) < (limit or 8):
+        img = np.zeros((256, 256))
+        for _ in range(8):
+            cx, cy, a, b = rng.uniform(-0.5, 0.5, 2).tolist() + rng.uniform(0.05, 0.4, 2).tolist()
+            t = rng.uniform(0, np.pi)
+            u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
+            v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
+            img[(u / a) ** 2 + (v / b) ** 2 <= 1] += rng.uniform(0.1, 0.5)
+        imgs.append(np.clip(img * (xx**2 + yy**2 <= 0.9), 0, 1))
+    return imgs[:limit]
 
 
 def load_image_set(

@@ -15,6 +15,20 @@ def test_fallback_without_data(tmp_path):
         assert all(im.ndim == 2 and 0 <= im.min() and im.max() <= 1 for im in images)
 
 
+def test_fallback_sets_are_whole_and_disjoint(tmp_path):
+    missing = tmp_path / "missing"
+    train, _ = load_image_set("bsd-train", missing)
+    assert train and all(im.shape == (180, 180) for im in train)  # no empty windows
+    patch_sampler(train, size=40, batch_size=4)  # the whole fallback set trains
+    bsd68, set12 = load_image_set("bsd68", missing)[0], load_image_set("set12", missing)[0]
+    assert all(a.shape != b.shape for a, b in zip(bsd68, set12, strict=True))
+    ct_train, ct_val = (
+        load_image_set("ct-train", missing, 4)[0],
+        load_image_set("ct-validation", missing, 4)[0],
+    )
+    assert not any(np.array_equal(a, b) for a in ct_train for b in ct_val)
+
+
 def test_unknown_set():
     with pytest.raises(ValueError, match="name"):
         load_image_set("imagenet")
