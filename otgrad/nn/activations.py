@@ -142,64 +142,64 @@ class Activation(nn.Module):
 
 
 class _Fixed(Activation):
-    r"""A parameter-free activation, given by four class attributes: ``function``
-    :math:`\sigma`, ``slope`` :math:`(t, \sigma(t)) \mapsto \sigma'(t)`, ``primitive``
-    :math:`S` and ``bound`` :math:`\sup|\sigma'|`."""
+    r"""A parameter-free activation, given by four class attributes: ``_function``
+    :math:`\sigma`, ``_slope`` :math:`(t, \sigma(t)) \mapsto \sigma'(t)`, ``_primitive``
+    :math:`S` and ``_bound`` :math:`\sup|\sigma'|`."""
 
-    function: Callable[[Tensor], Tensor]
-    slope: Callable[[Tensor, Tensor], Tensor]
-    primitive: Callable[[Tensor], Tensor]
-    bound: float
+    _function: Callable[[Tensor], Tensor]
+    _slope: Callable[[Tensor, Tensor], Tensor]
+    _primitive: Callable[[Tensor], Tensor]
+    _bound: float
 
     def forward(self, t: Tensor) -> Tensor:
-        return type(self).function(t)
+        return type(self)._function(t)
 
     def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        y = type(self).function(t)
-        return y, type(self).slope(t, y)
+        y = type(self)._function(t)
+        return y, type(self)._slope(t, y)
 
     def antiderivative(self, t: Tensor) -> Tensor:
-        return type(self).primitive(t)
+        return type(self)._primitive(t)
 
     def derivative_bound(self) -> Tensor:
-        return torch.tensor(self.bound)
+        return torch.tensor(self._bound)
 
 
 class Identity(_Fixed):
     r"""The identity :math:`\sigma(t) = t`, :math:`S(t) = t^2/2`: eq. (7) becomes a linear
     map :math:`W^\top \operatorname{diag}(\alpha) W x + c` (a PSD one when :math:`\alpha \ge 0`)."""
 
-    function = staticmethod(lambda t: t)
-    slope = staticmethod(lambda t, y: torch.ones_like(t))
-    primitive = staticmethod(lambda t: t * t / 2)
-    bound = 1.0
+    _function = staticmethod(lambda t: t)
+    _slope = staticmethod(lambda t, y: torch.ones_like(t))
+    _primitive = staticmethod(lambda t: t * t / 2)
+    _bound = 1.0
 
 
 class Tanh(_Fixed):
     r""":math:`\tanh`, with :math:`S = \log\cosh`; :math:`0 < \sigma' \le 1`."""
 
-    function = staticmethod(torch.tanh)
-    slope = staticmethod(lambda t, y: 1 - y * y)
-    primitive = staticmethod(log_cosh)
-    bound = 1.0
+    _function = staticmethod(torch.tanh)
+    _slope = staticmethod(lambda t, y: 1 - y * y)
+    _primitive = staticmethod(log_cosh)
+    _bound = 1.0
 
 
 class Sigmoid(_Fixed):
     r"""The logistic sigmoid, with :math:`S = \operatorname{softplus}`; :math:`0 < \sigma' \le 1/4`."""
 
-    function = staticmethod(torch.sigmoid)
-    slope = staticmethod(lambda t, y: y * (1 - y))
-    primitive = staticmethod(F.softplus)
-    bound = 0.25
+    _function = staticmethod(torch.sigmoid)
+    _slope = staticmethod(lambda t, y: y * (1 - y))
+    _primitive = staticmethod(F.softplus)
+    _bound = 0.25
 
 
 class Softplus(_Fixed):
     r""":math:`\log(1 + e^t)`, with :math:`S = -\mathrm{Li}_2(-e^t)` (:func:`softplus_integral`)."""
 
-    function = staticmethod(F.softplus)
-    slope = staticmethod(lambda t, y: torch.sigmoid(t))
-    primitive = staticmethod(softplus_integral)
-    bound = 1.0
+    _function = staticmethod(F.softplus)
+    _slope = staticmethod(lambda t, y: torch.sigmoid(t))
+    _primitive = staticmethod(softplus_integral)
+    _bound = 1.0
 
 
 class WTanh(Activation):
