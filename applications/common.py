@@ -34,7 +34,7 @@ __all__ = [
     "load_result",
     "write_result",
     "write_report",
-    "run_tasks",
+    "task_main",
     "join_tables",
     "markdown_table",
     "provenance",
@@ -52,6 +52,7 @@ __all__ = [
     "add_run_options",
     "benchmark_parser",
     "save_benchmark",
+    "run_benchmark",
     "new_figure",
     "scatter",
     "keep_freed_memory",
@@ -135,37 +136,40 @@ def write_report(out: str | os.PathLike, text: str) -> None:
     print(text)
 
 
-def run_tasks(
+def task_main(
     prog: str,
-    argv: Sequence[str],
-    parser: argparse.ArgumentParser,
+    build_parser: Callable[[], argparse.ArgumentParser],
     check: Callable[[argparse.Namespace], list[str]],
     run_task: Callable[[str, argparse.Namespace], dict | None],
     prefix: str,
     tables: Callable[[dict], str],
-) -> dict:
-    r"""The body of a study's ``main`` with one result file per task.
+) -> Callable[[Sequence[str] | None], int]:
+    r"""The ``main`` of the study ``python -m prog``, with one result file per task.
 
-    Parses ``argv``, checks the options (``check(args)`` returns the tasks), runs each task
+    ``main(argv)`` parses the options ``argv`` (default: the command line) with the parser
+    ``build_parser()``, checks them (``check(args)`` returns the tasks), runs each task
     (``run_task(task, args)``; ``None`` skips it), writes ``--out/<prefix>_<task>.json``
-    (with the command and :func:`provenance`) and the tables ``tables(results)`` to
-    ``--out/results.md``.
-
-    Returns:
-        The results, ``{task: result}``.
+    (with the command and :func:`provenance`) and the tables ``tables({task: result})`` to
+    ``--out/results.md``, and returns the exit status.
     """
-    args = parser.parse_args(argv)
-    tasks = check(args)
-    os.makedirs(args.out, exist_ok=True)
-    command = command_line(prog, argv)
-    results = {}
-    for task in tasks:
-        r = run_task(task, args)
-        if r is not None:
-            path = os.path.join(args.out, f"{prefix}_{task}.json")
-            results[task] = write_result(r, path, command, getattr(args, "device", None))
-    write_report(args.out, tables(results))
-    return results
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        r"""Runs the tasks of ``argv`` (default: the command line); returns the exit status."""
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(argv)
+        tasks = check(args)
+        os.makedirs(args.out, exist_ok=True)
+        command = command_line(prog, argv)
+        results = {}
+        for task in tasks:
+            r = run_task(task, args)
+            if r is not None:
+                path = os.path.join(args.out, f"{prefix}_{task}.json")
+                results[task] = write_result(r, path, command, getattr(args, "device", None))
+        write_report(args.out, tables(results))
+        return 0
+
+    return main
 
 
 # ---------------------------------------------------------------------- tables
@@ -402,6 +406,33 @@ def save_benchmark(
     results["provenance"] = provenance(command, device)
     save_json(results, out)
     print(f"wrote {out}")
+
+
+def run_benchmark(
+    prog: str,
+    argv: Sequence[str] | None,
+    parse: Callable[[list[str]], argparse.Namespace],
+    run: Callable[[argparse.Namespace, torch.device], dict],
+    out: Callable[[argparse.Namespace, torch.device], str],
+) -> dict:
+    r"""The body of a speed benchmark's ``main``.
+
+    Parses the options ``argv`` (default: the command line's, see :func:`benchmark_argv`)
+    with ``parse``, prints the device's name (:func:`device_name`), runs ``run(args,
+    device)`` and writes its results, after the device's name, the torch version and the
+    command line, to ``--out`` (default: ``out(args, device)``) with :func:`provenance`.
+
+    Returns:
+        The results.
+    """
+    argv = benchmark_argv(argv)
+    args = parse(argv)
+    device = torch.device(args.device)
+    command = command_line(prog, argv)
+    results = {"device": device_name(device), "torch": torch.__version__, "command": command}
+    results.update(run(args, device))
+    save_benchmark(results, args.out or out(args, device), command, device)
+    return results
 
 
 # ---------------------------------------------------------------------- figures

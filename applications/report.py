@@ -1,8 +1,8 @@
 r"""Renders ``docs/benchmarks.md`` from the template ``docs/benchmarks.md.in``.
 
 The template is Markdown with placeholders ``{{ app.name }}``: each is replaced by the
-string returned by the function ``name`` (listed in ``__all__``) of
-``applications/<app>/report.py``, which reads that application's committed results and
+string returned by ``name()``, a public function of ``applications/<app>/report.py`` (one
+defined there, not imported), which reads that application's committed results and
 builds its tables with :func:`applications.common.markdown_table`. The prose lives in the
 template; the numbers come from the JSON files::
 
@@ -47,11 +47,12 @@ def placeholders(template: str) -> list[tuple[str, str]]:
 
 
 def resolve(app: str, name: str) -> str:
-    r"""Calls ``applications.<app>.report.<name>()`` (a function of its ``__all__``)."""
+    r"""Calls ``applications.<app>.report.<name>()``, a public function of that module."""
     module = importlib.import_module(f"applications.{app}.report")
-    if name not in getattr(module, "__all__", ()):
+    fn = getattr(module, name, None)
+    if name.startswith("_") or getattr(fn, "__module__", None) != module.__name__:
         raise KeyError(f"applications.{app}.report has no placeholder function {name!r}")
-    text = getattr(module, name)()
+    text = fn()
     if not isinstance(text, str):
         raise TypeError(f"applications.{app}.report.{name}() returned {type(text).__name__}")
     return text.strip("\n")

@@ -1,13 +1,12 @@
-r"""``python -m applications.flows``: convex potential flows against a neural spline flow on
-the eight 2D toy sets, and on a Gaussian mixture; writes one JSON file per task,
-``results.md`` and figures to ``--out``."""
+r"""Fit convex potential flows (strongly convex mGradNet blocks, exact log-determinants) and zuko's
+neural spline flow (pip install 'otgrad[bench]') on the FFJORD toy sets and a 16-dimensional
+Gaussian mixture. Writes one JSON file per task, results.md and figures to --out."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import sys
-from collections.abc import Sequence
 
 from otgrad.flows import NETS
 
@@ -17,9 +16,9 @@ from ..common import (
     check_positive,
     check_toy_options,
     positive_float,
-    run_tasks,
     split_list,
     study_parser,
+    task_main,
 )
 from . import study
 from .figures import toy2d_figures
@@ -34,15 +33,7 @@ _FLOW_OPTIONS = ("blocks", "net", "hidden", "layers", "beta")
 
 def build_parser() -> argparse.ArgumentParser:
     r"""The command line's options."""
-    fl = study_parser(
-        PROG,
-        "Fit convex potential flows (strongly convex mGradNet blocks, exact log-determinants) "
-        "and zuko's neural spline flow (pip install 'otgrad[bench]') on the FFJORD toy sets "
-        "and a 16-dimensional Gaussian mixture. Writes one JSON file per task, results.md "
-        "and figures to --out.",
-        "otgrad-flows",
-        TASKS,
-    )
+    fl = study_parser(PROG, __doc__, "otgrad-flows", TASKS)
     add_toy_options(fl, study.MODELS, 10000)
     fl.add_argument("--blocks", type=int, default=None, help="flow blocks (default 4)")
     fl.add_argument("--net", default=None, help="block network: modular, cascade, single")
@@ -81,11 +72,7 @@ def _run_task(task: str, args: argparse.Namespace) -> dict:
     return r
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    r"""Runs the tasks of ``argv`` (default: the command line); returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    run_tasks(PROG, argv, build_parser(), _check, _run_task, "flows", tables)
-    return 0
+main = task_main(PROG, build_parser, _check, _run_task, "flows", tables)
 
 
 if __name__ == "__main__":

@@ -49,17 +49,10 @@ import torch
 from torch import Tensor
 
 from otgrad import calculus
-from otgrad.flows import NETS, FlowNetwork
+from otgrad.flows import NETS, FlowNetwork, block_networks
 from otgrad.nn import validation
 
-from ..common import (
-    benchmark_argv,
-    benchmark_parser,
-    command_line,
-    device_name,
-    median_seconds,
-    save_benchmark,
-)
+from ..common import benchmark_parser, median_seconds, run_benchmark
 
 __all__ = [
     "autograd_log_prob",
@@ -69,6 +62,7 @@ __all__ = [
     "main",
 ]
 
+PROG = "applications.flows.cost"
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -263,9 +257,8 @@ def bench_dim(d: int, args: argparse.Namespace, device: torch.device) -> dict:
     r"""The checks, step timings and sampling of one dimension."""
     dtype = torch.float32
     torch.manual_seed(args.seed)
-    flow = FlowNetwork(
-        d, blocks=args.blocks, net=args.net, hidden=args.hidden, layers=args.layers, logdet="exact"
-    ).to(device, dtype)
+    nets = block_networks(args.net, d, args.blocks, args.hidden, args.layers)
+    flow = FlowNetwork(d, nets, logdet="exact").to(device, dtype)
     gen = torch.Generator().manual_seed(args.seed)
     flow.initialize(torch.randn(max(4096, args.batch), d, generator=gen).to(device, dtype))
     x = torch.randn(args.batch, d, generator=gen).to(device, dtype)
@@ -290,7 +283,7 @@ def bench_dim(d: int, args: argparse.Namespace, device: torch.device) -> dict:
 # ---------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
     r"""The command line's options."""
-    parser = benchmark_parser("applications.flows.cost", __doc__.split("\n")[0])
+    parser = benchmark_parser(PROG, __doc__.split("\n")[0])
     parser.add_argument("--dims", default=None, help="comma-separated dimensions (2,16,64)")
     parser.add_argument("--batch", type=int, default=None, help="training batch (256)")
     parser.add_argument("--blocks", type=int, default=None, help="flow blocks (4)")
@@ -319,24 +312,23 @@ def _defaults(args: argparse.Namespace) -> None:
             setattr(args, k, v)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    r"""Runs the benchmark with the options ``argv`` (default: the command line)."""
-    argv = benchmark_argv(argv)
+def _options(argv: list[str]) -> argparse.Namespace:
+    r"""The options ``argv`` with the defaults filled in; sets torch's CPU threads."""
     args = build_parser().parse_args(argv)
     _defaults(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    command = command_line("applications.flows.cost", argv)
+    return args
+
+
+def _run(args: argparse.Namespace, device: torch.device) -> dict:
+    r"""The checks, step timings and sampling of every dimension of ``--dims``."""
     results = {
-        "device": device_name(device),
-        "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "dtype": "float32 (timings); float64 and float32 (sampling); float64 (check)",
-        "command": command,
         "settings": {k: getattr(args, k) for k in sorted(vars(args))},
         "rows": [],
     }
@@ -354,9 +346,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             flush=True,
         )
     results["total_seconds"] = time.perf_counter() - t_start
+    return results
+
+
+def _out(args: argparse.Namespace, device: torch.device) -> str:
     suffix = ("" if device.type == "cpu" else f"_{device.type}") + ("_quick" if args.quick else "")
-    out = args.out or os.path.join("docs", "flows", f"flows_cost{suffix}.json")
-    save_benchmark(results, out, command, device)
+    return f"docs/flows/flows_cost{suffix}.json"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    r"""Runs the benchmark with the options ``argv`` (default: the command line)."""
+    run_benchmark(PROG, argv, _options, _run, _out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-r"""``python -m applications.gradient_fields``: the paper's gradient-field study (Tables 1–2)
-and the PolyMax study; writes ``tables.json``, ``polymax.json``, ``results.md`` and figures
-to ``--out``."""
+r"""Learn the paper's convex and nonconvex gradient fields with GradNets and baselines (paper
+protocol and an improved one), and the PolyMax field in higher dimension. Writes tables.json,
+polymax.json, results.md and figures to --out."""
 
 from __future__ import annotations
 
@@ -28,13 +28,7 @@ PROG = "applications.gradient_fields"
 
 def build_parser() -> argparse.ArgumentParser:
     r"""The command line's options."""
-    f = study_parser(
-        PROG,
-        "Learn the paper's convex and nonconvex gradient fields with GradNets and baselines "
-        "(paper protocol and an improved one), and the PolyMax field in higher dimension. "
-        "Writes tables.json, polymax.json, results.md and figures to --out.",
-        "otgrad-fields",
-    )
+    f = study_parser(PROG, __doc__, "otgrad-fields")
     f.add_argument("--trials", type=int, default=5, help="seeds per model (paper: 5)")
     f.add_argument("--epochs", type=int, default=200, help="epochs (paper: 200)")
     f.add_argument(

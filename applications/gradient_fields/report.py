@@ -1,23 +1,12 @@
-r"""The gradient-field study' tables, and their placeholders in ``docs/benchmarks.md.in`` (functions
-without arguments, see :mod:`applications.report`) over the results in ``docs/fields/``."""
+r"""The gradient-field study in tables: the paper's Tables 1 and 2 (published MSE beside
+each protocol's) and the PolyMax study, from ``docs/fields/``."""
 
 from __future__ import annotations
 
 from ..common import load_result, markdown_table, where
 from . import PROTOCOLS
 
-__all__ = [
-    "field_table",
-    "polymax_table",
-    "results_md",
-    "commands",
-    "seeds_epochs",
-    "refine_iterations",
-    "convex",
-    "nonconvex",
-    "polymax_protocol",
-    "polymax",
-]
+__all__ = ["field_table", "polymax_table", "results_md"]
 
 _CAPTIONS = {"convex": "Table 1 (convex field)", "nonconvex": "Table 2 (nonconvex field)"}
 _FILES = ("tables_paper.json", "tables_improved.json", "polymax_cpu.json", "polymax_gpu.json")

@@ -1,6 +1,7 @@
-r"""``python -m applications.inverse``: trains a convex regularizer and evaluates it on BSD68
-denoising, sparse-view CT, deblurring and the solver's convergence; writes one JSON file per
-task (and figures) to ``--out``."""
+r"""Train a convex regularizer (a monotone convolutional GradNet) as a t-step denoiser on BSD400
+patches, tune it per task on held-out images, and compare it with TV (and FBP for CT). Without
+--tasks train the shipped regularizer is used. Writes one JSON file per task (and figures) to
+--out; the task 'figures' rebuilds the example reconstructions from the task JSONs in --out."""
 
 from __future__ import annotations
 
@@ -34,17 +35,7 @@ TASKS = ("train", "denoise", "ct", "deblur", "convergence", "figures")
 
 def build_parser() -> argparse.ArgumentParser:
     r"""The command line's options."""
-    iv = study_parser(
-        PROG,
-        "Train a convex regularizer (a monotone convolutional GradNet) as a t-step denoiser "
-        "on BSD400 patches, tune it per task on held-out images, and compare it with TV (and "
-        "FBP for CT). Without --tasks train the shipped regularizer is used. Writes one JSON "
-        "file per task (and figures) to --out; the task 'figures' rebuilds the example "
-        "reconstructions from the task JSONs in --out.",
-        "otgrad-inverse",
-        TASKS,
-        "denoise,ct,deblur,convergence",
-    )
+    iv = study_parser(PROG, __doc__, "otgrad-inverse", TASKS, "denoise,ct,deblur,convergence")
     iv.add_argument("--data-dir", default=None, help="folder with bsd/ and ct/ (../shared/data)")
     iv.add_argument("--weights", default=None, help="a saved ConvexRegularizer to evaluate")
     iv.add_argument("--channels", default="1,8,32", help="channels of the multi-convolution")
@@ -126,21 +117,13 @@ def _denoise(run: _Run, reg: ConvexRegularizer) -> None:
 
 
 def _ct(run: _Run, reg: ConvexRegularizer) -> None:
-    q = run.q
-    r = study.run_ct(
-        reg, data_dir=run.args.data_dir, size=32 if q else 128, angles=12 if q else 60,
-        limit=1 if q else 5, max_iter=20 if q else 1000, tune_rounds=1, device=run.args.device,
-    )  # fmt: skip
+    r = study.run_ct(reg, data_dir=run.args.data_dir, quick=run.q, device=run.args.device)
     run.save(r, "inverse_ct.json")
     print(f"CT: FBP {r['fbp']:.2f} dB, TV {r['tv']:.2f}, ours {r['convex_regularizer']:.2f}")
 
 
 def _deblur(run: _Run, reg: ConvexRegularizer) -> None:
-    q = run.q
-    r = study.run_deblur(
-        reg, data_dir=run.args.data_dir, images=1 if q else 4, crop=32 if q else 128,
-        max_iter=20 if q else 1000, device=run.args.device,
-    )  # fmt: skip
+    r = study.run_deblur(reg, data_dir=run.args.data_dir, quick=run.q, device=run.args.device)
     run.save(r, "inverse_deblur.json")
     print(
         f"deblur: observed {r['observed']:.2f} dB, TV {r['tv']:.2f}, "

@@ -1,26 +1,15 @@
-r"""The inverse-problem benchmarks' tables, and their placeholders in ``docs/benchmarks.md.in`` (functions
-without arguments, see :mod:`applications.report`) over the results in ``docs/inverse/``."""
+r"""The convex regularizer on inverse problems: its training, BSD68 denoising against TV and
+the published CRR-NN and WCRR-NN, sparse-view CT, deblurring and the solver's convergence,
+from ``docs/inverse/``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ..common import DOCS, command_note, load_json, load_result, markdown_table, where
 from .published import CRR_NN_TRAINING
 
-__all__ = [
-    "with_tv",
-    "denoise_table",
-    "ct_table",
-    "deblur_table",
-    "train",
-    "denoise_images",
-    "denoise_commands",
-    "denoise",
-    "ct_setup",
-    "ct",
-    "deblur_setup",
-    "deblur",
-    "convergence",
-]
+__all__ = ["with_tv", "denoise_table", "psnr_table"]
 
 _NAN = float("nan")
 
@@ -56,16 +45,17 @@ def denoise_table(dn: dict) -> str:
     return markdown_table(head, body, align="r")
 
 
-def ct_table(ct: dict) -> str:
-    r"""Mean PSNR of FBP, TV and ours."""
-    body = [[f"{ct['fbp']:.2f}", f"{ct['tv']:.2f}", f"{ct['convex_regularizer']:.2f}"]]
-    return markdown_table(["FBP (scikit-image, ramp)", "TV", "ours (convex)"], body, align="r")
+#: The first column of the one-row tables of the CT and deblurring tasks: the result's key
+#: and the title of the method that the others improve on.
+_BASELINES = {"ct": ("fbp", "FBP (scikit-image, ramp)"), "deblur": ("observed", "blurred")}
 
 
-def deblur_table(db: dict) -> str:
-    r"""Mean PSNR of the blurred images, TV and ours."""
-    body = [[f"{db['observed']:.2f}", f"{db['tv']:.2f}", f"{db['convex_regularizer']:.2f}"]]
-    return markdown_table(["blurred", "TV", "ours (convex)"], body, align="r")
+def psnr_table(result: dict, task: str) -> str:
+    r"""Mean PSNR of the ``"ct"`` or ``"deblur"`` task: its baseline (FBP, or the blurred
+    images), TV and ours."""
+    key, title = _BASELINES[task]
+    body = [[f"{result[k]:.2f}" for k in (key, "tv", "convex_regularizer")]]
+    return markdown_table([title, "TV", "ours (convex)"], body, align="r")
 
 
 # ---------------------------------------------------------------------- docs/benchmarks.md
@@ -125,37 +115,41 @@ def denoise() -> str:
     return denoise_table(_denoise()[0])
 
 
-def ct_setup() -> str:
-    r"""The phantoms, size, angles and noise of the CT task."""
-    ct = _load("ct")
-    return (
-        f"{ct['images']} phantoms of `ct/train`, {ct['size']}x{ct['size']}, {ct['angles']} "
-        f"angles, sinogram noise std {ct['noise']:g}"
-    )
+#: The setup of the CT and deblurring tasks: their name and a sentence formatted with the
+#: fields of their result.
+_SETUPS = {
+    "ct": (
+        "CT",
+        "{images} phantoms of `ct/train`, {size}x{size}, {angles} angles, sinogram noise std "
+        "{noise:g}",
+    ),
+    "deblur": (
+        "deblurring",
+        "{images} BSD68 crops of {crop}x{crop}, Gaussian blur std {blur_sigma:g} px, noise "
+        "{noise:g}/255",
+    ),
+}
 
 
-def _with_command(task: str, table) -> str:
-    r = _load(task)
-    return f"{command_note(r)}.\n\n{table(r)}"
+def _task(task: str) -> tuple[Callable[[], str], Callable[[], str]]:
+    r"""The placeholders ``<task>_setup`` (the data, sizes and noise) and ``<task>`` (the
+    command and the table) of the CT or the deblurring task."""
+    name, sentence = _SETUPS[task]
+
+    def setup() -> str:
+        return sentence.format_map(_load(task))
+
+    def table() -> str:
+        r = _load(task)
+        return f"{command_note(r)}.\n\n{psnr_table(r, task)}"
+
+    setup.__doc__ = f"The data, sizes and noise of the {name} task."
+    table.__doc__ = f"The command and the table of the {name} task."
+    return setup, table
 
 
-def ct() -> str:
-    r"""The command and the table of the CT task."""
-    return _with_command("ct", ct_table)
-
-
-def deblur_setup() -> str:
-    r"""The images, blur and noise of the deblurring task."""
-    db = _load("deblur")
-    return (
-        f"{db['images']} BSD68 crops of {db['crop']}x{db['crop']}, Gaussian blur std "
-        f"{db['blur_sigma']:g} px, noise {db['noise']:g}/255"
-    )
-
-
-def deblur() -> str:
-    r"""The command and the table of the deblurring task."""
-    return _with_command("deblur", deblur_table)
+ct_setup, ct = _task("ct")
+deblur_setup, deblur = _task("deblur")
 
 
 def convergence() -> str:

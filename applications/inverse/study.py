@@ -174,16 +174,21 @@ def run_train(
 
 def _denoise_row(
     regs: dict[str, ConvexRegularizer],
+    held: list[Tensor],
     clean: list[Tensor],
-    noisy: list[Tensor],
-    key: str,
+    s: float,
     *,
+    tv: bool,
     device: str,
     max_iter: int,
     tol: float,
+    tv_max_iter: int,
 ) -> dict[str, Any]:
-    r"""Mean PSNR, time and iterations of each regularizer at the noise level ``key``."""
-    op = Denoising()
+    r"""At the noise level ``s``: the mean PSNR of the noisy images, of each regularizer (with
+    its time and iterations), of TV (with ``tv``; its weight tuned on the held-out images)
+    and the published values."""
+    op, key = Denoising(), f"{float(s):g}"
+    noisy = noisy_copies(clean, s, seed=1234)  # test noise: another seed than validation
     row: dict[str, Any] = {"noisy": mean_psnr(lambda y: y, clean, noisy)}
     for name, est in regs.items():
         reg = network(est, device).set_strength(*est.strengths_[key])
@@ -198,26 +203,16 @@ def _denoise_row(
         row[name] = mean_psnr(solve, clean, noisy)
         row[f"{name}_seconds"] = time.perf_counter() - t0
         row[f"{name}_iterations"] = max(iters)
+    if tv:
+        grid = [s / 255 * f for f in (0.25, 0.5, 1, 2)]
+        lam, _ = tune_tv(held, noisy_copies(held, s), op, grid=grid, max_iter=tv_max_iter)
+        row["tv"] = mean_psnr(
+            lambda y: tv_reconstruct(y, op, lam, max_iter=tv_max_iter, tol=tol).x, clean, noisy
+        )
+        row.update(tv_lambda=lam, tv_max_iter=tv_max_iter)
+    row["crr_nn_published"] = CRR_NN_PUBLISHED.get(key)
+    row["wcrr_nn_published"] = WCRR_NN_PUBLISHED.get(key)
     return row
-
-
-def _tv_denoise(
-    held: list[Tensor],
-    clean: list[Tensor],
-    noisy: list[Tensor],
-    s: float,
-    *,
-    max_iter: int,
-    tol: float,
-) -> dict[str, Any]:
-    r"""Mean PSNR of TV with its weight tuned on the held-out images at noise ``s``."""
-    op = Denoising()
-    grid = [s / 255 * f for f in (0.25, 0.5, 1, 2)]
-    lam, _ = tune_tv(held, noisy_copies(held, s), op, grid=grid, max_iter=max_iter)
-    psnr = mean_psnr(
-        lambda y: tv_reconstruct(y, op, lam, max_iter=max_iter, tol=tol).x, clean, noisy
-    )
-    return {"tv": psnr, "tv_lambda": lam, "tv_max_iter": max_iter}
 
 
 def run_denoise(
@@ -247,16 +242,11 @@ def run_denoise(
     _, held, _ = split_images(data_dir, val, None)
     held_t = to_tensors(held, device)
     out: dict[str, Any] = {"data": source, "images": len(test), "sigmas": list(sigmas)}
-    out["results"] = {}
-    for s in sigmas:
-        key = f"{float(s):g}"
-        noisy = noisy_copies(clean, s, seed=1234)  # test noise: another seed than validation
-        row = _denoise_row(regs, clean, noisy, key, device=device, max_iter=max_iter, tol=tol)
-        if tv:
-            row.update(_tv_denoise(held_t, clean, noisy, s, max_iter=tv_max_iter, tol=tol))
-        row["crr_nn_published"] = CRR_NN_PUBLISHED.get(key)
-        row["wcrr_nn_published"] = WCRR_NN_PUBLISHED.get(key)
-        out["results"][key] = row
+    out["results"] = {
+        f"{float(s):g}": _denoise_row(regs, held_t, clean, s, tv=tv, device=device,
+                                      max_iter=max_iter, tol=tol, tv_max_iter=tv_max_iter)
+        for s in sigmas
+    }  # fmt: skip
     return out
 
 
@@ -326,23 +316,14 @@ def _tune_ct(reg, op, val: _CT, *, tune_iter: int, tol: float, rounds: int):
     return lam, mu
 
 
-def run_ct(
-    reg: ConvexRegularizer,
-    *,
-    data_dir: str | None = None,
-    size: int = 128,
-    angles: int = 60,
-    noise: float = 1.0,
-    limit: int | None = 5,
-    max_iter: int = 1000,
-    tol: float = 1e-6,
-    tune_rounds: int = 1,
-    device: str = "cpu",
-) -> dict[str, Any]:
+def run_ct(reg: ConvexRegularizer, *, data_dir: str | None, quick: bool, device: str) -> dict:
     r"""Sparse-view CT: FBP (scikit-image), TV and the learned regularizer, tuned on the
-    validation phantoms (at most 300 iterations each) and tested on the first ``limit``
-    training phantoms (at most ``max_iter`` iterations); all iterative methods start from
-    the clipped FBP. The regularizer never saw CT images."""
+    validation phantoms (at most 300 iterations each) and tested on the first 5 training
+    phantoms, 128 x 128, 60 angles (at most 1000 iterations); all iterative methods start
+    from the clipped FBP. The regularizer never saw CT images. With ``quick``: 1 phantom,
+    32 x 32, 12 angles, 20 iterations."""
+    size, angles, limit, max_iter = (32, 12, 1, 20) if quick else (128, 60, 5, 1000)
+    noise, tol = 1.0, 1e-6
     val_images, test_images, source = ct_images(data_dir, size, limit)
     op = Tomography(size, angles)
     gen = torch.Generator().manual_seed(0)
@@ -355,7 +336,7 @@ def run_ct(
     out["tv_lambda"] = best_tv[1]
     out["tv"] = test.psnr(_ct_tv(op, best_tv[1], max_iter=max_iter, tol=tol))
     reg = network(reg, device)
-    lam, mu = _tune_ct(reg, op, val, tune_iter=tune_iter, tol=tol, rounds=tune_rounds)
+    lam, mu = _tune_ct(reg, op, val, tune_iter=tune_iter, tol=tol, rounds=1)
     iters: list[int] = []
     out["convex_regularizer"] = test.psnr(
         _ct_solver(op, reg, max_iter=max_iter, tol=tol, iters=iters)
@@ -365,20 +346,12 @@ def run_ct(
     return out
 
 
-def run_deblur(
-    reg: ConvexRegularizer,
-    *,
-    data_dir: str | None = None,
-    blur_sigma: float = 1.5,
-    noise: float = 2.0,
-    images: int = 4,
-    crop: int = 128,
-    max_iter: int = 1000,
-    tol: float = 1e-5,
-    device: str = "cpu",
-) -> dict[str, Any]:
-    r"""Gaussian deblurring of crops of the first BSD68 images (noise std ``noise``/255),
-    with :math:`\lambda, \mu` and TV's weight tuned on held-out training images."""
+def run_deblur(reg: ConvexRegularizer, *, data_dir: str | None, quick: bool, device: str) -> dict:
+    r"""Gaussian deblurring (blur std 1.5 px, noise std 2/255) of 128 x 128 crops of the first
+    4 BSD68 images (at most 1000 iterations), with :math:`\lambda, \mu` and TV's weight
+    tuned on held-out training images. With ``quick``: one 32 x 32 crop, 20 iterations."""
+    images, crop, max_iter = (1, 32, 20) if quick else (4, 128, 1000)
+    blur_sigma, noise, tol = 1.5, 2.0, 1e-5
     test, source = load_image_set("bsd68", data_dir, images)
     _, held, _ = split_images(data_dir, 40, None)
     test = [im[:crop, :crop] for im in test]

@@ -1,21 +1,20 @@
-r"""``python -m applications.ot_maps``: fits :class:`~otgrad.ot.BrenierMap` on the optimal
-transport benchmarks; writes one JSON file per task, ``results.md`` and figures to ``--out``."""
+r"""Fit BrenierMap on the OT benchmarks (Gaussians, the W2 benchmark, 2D toys, peers, losses, color
+transfer) and write one JSON file per task, results.md and figures to --out."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
 
 from ..common import (
     add_run_options,
     check_choices,
     check_positive,
     positive_float,
-    run_tasks,
     split_list,
     study_parser,
+    task_main,
 )
 from . import color, study
 from .report import tables
@@ -28,14 +27,7 @@ TASKS = ("gaussian", "w2bench", "toy2d", "losses", "color")
 
 def build_parser() -> argparse.ArgumentParser:
     r"""The command line's options."""
-    b = study_parser(
-        PROG,
-        "Fit BrenierMap on the OT benchmarks (Gaussians, the W2 benchmark, 2D toys, peers, "
-        "losses, color transfer) and write one JSON file per task, results.md and figures "
-        "to --out.",
-        "otgrad-ot-bench",
-        TASKS,
-    )
+    b = study_parser(PROG, __doc__, "otgrad-ot-bench", TASKS)
     b.add_argument("--gaussian-dims", default="2,4,8,16,32,64,128,256")
     b.add_argument("--w2-dims", default="2,4,8,16,32,64,128")
     b.add_argument(
@@ -86,17 +78,12 @@ def _run_task(task: str, args: argparse.Namespace) -> dict | None:
         return study.run_toy2d(args.out, pairs=pairs, peers=not args.no_peers, **common)
     if task == "losses":
         return study.run_losses(root, seconds=args.loss_seconds, **common)
-    return color.run_color_transfer(args.out, quick=args.quick)
+    c = color.run_color_transfer(args.out, quick=args.quick)
+    print(f"color transfer: W2 {c['w2_source']:.3f} before, {c['w2_mapped']:.3f} after")
+    return c
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    r"""Runs the tasks of ``argv`` (default: the command line); returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    results = run_tasks(PROG, argv, build_parser(), _check, _run_task, "ot", tables)
-    if "color" in results:
-        c = results["color"]
-        print(f"color transfer: W2 {c['w2_source']:.3f} before, {c['w2_mapped']:.3f} after")
-    return 0
+main = task_main(PROG, build_parser, _check, _run_task, "ot", tables)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,19 @@
-r"""``python -m applications.score``: score-model benchmarks (eight 2D toy sets, MALA against
-ULA, the likelihood's cost); writes one JSON file per task, ``results.md`` and figures to
-``--out``."""
+r"""Train conservative GradNet score models and baselines on the FFJORD toy sets, compare MALA with
+unadjusted Langevin, and time the ODE likelihood with the closed-form divergence. Writes one
+JSON file per task, results.md and figures to --out."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
 from ..common import (
     add_run_options,
     add_toy_options,
     check_toy_options,
-    run_tasks,
     split_list,
     study_parser,
+    task_main,
 )
 from . import study
 from .figures import toy2d_figures
@@ -28,14 +27,7 @@ TASKS = ("toy2d", "mala", "trace")
 
 def build_parser() -> argparse.ArgumentParser:
     r"""The command line's options."""
-    sc = study_parser(
-        PROG,
-        "Train conservative GradNet score models and baselines on the FFJORD toy sets, "
-        "compare MALA with unadjusted Langevin, and time the ODE likelihood with the "
-        "closed-form divergence. Writes one JSON file per task, results.md and figures to --out.",
-        "otgrad-score",
-        TASKS,
-    )
+    sc = study_parser(PROG, __doc__, "otgrad-score", TASKS)
     add_toy_options(sc, study.MODELS, 5000)
     sc.add_argument("--trace-dims", default="2,16,64", help="dimensions of the speed benchmark")
     add_run_options(sc)
@@ -65,11 +57,7 @@ def _run_task(task: str, args: argparse.Namespace) -> dict:
     return study.run_trace_speed(dims=dims, quick=args.quick, seed=args.seed)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    r"""Runs the tasks of ``argv`` (default: the command line); returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    run_tasks(PROG, argv, build_parser(), _check, _run_task, "score", tables)
-    return 0
+main = task_main(PROG, build_parser, _check, _run_task, "score", tables)
 
 
 if __name__ == "__main__":

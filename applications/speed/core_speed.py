@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -30,14 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from otgrad.nn import ICNN, GradNetC, GradNetM, validation
 
-from ..common import (
-    benchmark_argv,
-    benchmark_parser,
-    command_line,
-    device_name,
-    save_benchmark,
-    timeit,
-)
+from ..common import benchmark_parser, run_benchmark, timeit
 from . import MODELS
 
 __all__ = [
@@ -252,6 +244,15 @@ def quadrature_accuracy(
     return rows
 
 
+def _sections(text: str) -> set[str]:
+    r"""An ``argparse`` type: a comma-separated subset of the sections."""
+    sections = set(text.split(","))
+    unknown = sections - {"calculus", "training", "compiled", "quadrature"}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown sections {sorted(unknown)}")
+    return sections
+
+
 def build_parser() -> argparse.ArgumentParser:
     r"""The command line's options."""
     parser = benchmark_parser(PROG, __doc__.split("\n")[0])
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--sections",
+        type=_sections,
         default="calculus,training,quadrature",
         help="comma-separated subset of calculus, training, compiled (torch.compile'd "
         "training steps), quadrature",
@@ -274,14 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace, sections: set[str], device: torch.device) -> dict:
-    r"""Runs the requested sections; returns their results."""
-    dtype, q = torch.float32, args.quick
+def _run(args: argparse.Namespace, device: torch.device) -> dict:
+    r"""Runs the sections of ``--sections``; returns their results."""
+    dtype, q, sections = torch.float32, args.quick, args.sections
     dims, tdims = ([2, 16], [8]) if q else ([2, 16, 64, 256], [2, 32, 256, 1024])
     cbatch, tbatch = (64, 256) if q else (256, 4096)
     if args.train_dims:
         tdims = [int(d) for d in args.train_dims.split(",")]
-    results: dict = {}
+    results: dict = {"dtype": str(dtype)}
     if "calculus" in sections:
         batches = [int(b) for b in args.calc_batches.split(",")] if args.calc_batches else [cbatch]
         results["calculus"] = [r for b in batches for r in calculus_bench(dims, b, device, dtype)]
@@ -305,28 +307,13 @@ def _run(args: argparse.Namespace, sections: set[str], device: torch.device) -> 
     return results
 
 
+def _out(args: argparse.Namespace, device: torch.device) -> str:
+    return f"docs/benchmarks/core_speed_{device.type}{'_quick' if args.quick else ''}.json"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     r"""Runs the benchmark with the options ``argv`` (default: the command line)."""
-    argv = benchmark_argv(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    sections = set(args.sections.split(","))
-    unknown = sections - {"calculus", "training", "compiled", "quadrature"}
-    if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}")
-    device = torch.device(args.device)
-    command = command_line(PROG, argv)
-    results = {
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "dtype": str(torch.float32),
-        "command": command,
-        **_run(args, sections, device),
-    }
-    out = args.out or os.path.join(
-        "docs", "benchmarks", f"core_speed_{device.type}{'_quick' if args.quick else ''}.json"
-    )
-    save_benchmark(results, out, command, device)
+    run_benchmark(PROG, argv, build_parser().parse_args, _run, _out)
 
 
 if __name__ == "__main__":

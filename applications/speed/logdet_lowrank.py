@@ -15,25 +15,18 @@ Usage (from the repository's root)::
 
 from __future__ import annotations
 
+import argparse
 import copy
 import functools
-import os
 from collections.abc import Sequence
 
 import torch
 
 from otgrad.nn import GradNetC, StronglyConvex, validation
 
-from ..common import (
-    benchmark_argv,
-    benchmark_parser,
-    command_line,
-    device_name,
-    save_benchmark,
-    timeit,
-)
+from ..common import benchmark_parser, run_benchmark, timeit
 
-__all__ = ["dense_logdet", "bench", "main"]
+__all__ = ["dense_logdet", "compare", "bench", "main"]
 
 PROG = "applications.speed.logdet_lowrank"
 
@@ -46,64 +39,60 @@ def dense_logdet(net: StronglyConvex, x: torch.Tensor) -> torch.Tensor:
     return 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
 
 
+def compare(net: StronglyConvex, x: torch.Tensor, device: torch.device) -> dict:
+    r"""Times (ms) of ``net.logdet(x)`` and :func:`dense_logdet`, their largest difference,
+    in the dtype of ``x`` and in float64 on 8 samples, and the mean log-determinant."""
+    with torch.no_grad(), validation(False):
+        low, dense = net.logdet(x), dense_logdet(net, x)
+        net64, x64 = copy.deepcopy(net).double(), x[:8].double()
+        diff64 = net64.logdet(x64) - dense_logdet(net64, x64)
+        return {
+            "lowrank_ms": timeit(functools.partial(net.logdet, x), device),
+            "dense_ms": timeit(functools.partial(dense_logdet, net, x), device),
+            "max_abs_diff": float((low - dense).abs().max()),
+            "max_abs_diff_f64": float(diff64.abs().max()),
+            "logdet_mean": float(low.mean()),
+        }
+
+
 def bench(dims: list[int], hidden: int, batch: int, mu: float, device, dtype) -> list[dict]:
-    rows = []
+    r"""One row per dimension: :func:`compare`, the speed-up and the largest intermediates."""
+    rows, size = [], torch.finfo(dtype).bits // 8
     for d in dims:
         torch.manual_seed(0)
         net = StronglyConvex(GradNetC(d, hidden), mu).to(device, dtype)
         x = torch.randn(batch, d, device=device, dtype=dtype)
         rank = hidden  # GradNetC: J - mu I = W^T diag(D) W, W of shape (hidden, d)
-        with torch.no_grad(), validation(False):
-            low, dense = net.logdet(x), dense_logdet(net, x)
-            diff = float((low - dense).abs().max())
-            net64, x64 = copy.deepcopy(net).double(), x[:8].double()
-            diff64 = float((net64.logdet(x64) - dense_logdet(net64, x64)).abs().max())
-            t_low = timeit(functools.partial(net.logdet, x), device)
-            t_dense = timeit(functools.partial(dense_logdet, net, x), device)
-        size = torch.finfo(dtype).bits // 8
-        row = dict(
-            dim=d,
-            hidden=hidden,
-            rank=rank,
-            batch=batch,
-            mu=mu,
-            lowrank_ms=t_low,
-            dense_ms=t_dense,
-            speedup=t_dense / t_low,
-            largest_intermediate_bytes_lowrank=batch * rank * rank * size,
-            largest_intermediate_bytes_dense=batch * d * d * size,
-            max_abs_diff=diff,
-            max_abs_diff_f64=diff64,
-            logdet_mean=float(low.mean()),
-        )
+        row = dict(dim=d, hidden=hidden, rank=rank, batch=batch, mu=mu, **compare(net, x, device))
+        row["speedup"] = row["dense_ms"] / row["lowrank_ms"]
+        row["largest_intermediate_bytes_lowrank"] = batch * rank * rank * size
+        row["largest_intermediate_bytes_dense"] = batch * d * d * size
         rows.append(row)
         print(
-            f"B={batch} d={d:5d} R={rank:3d}  lowrank {t_low:9.3f} ms  dense {t_dense:9.3f} ms "
-            f"({row['speedup']:.1f}x)  memory {row['largest_intermediate_bytes_lowrank'] / 2**20:.2f}"
-            f" vs {row['largest_intermediate_bytes_dense'] / 2**20:.1f} MiB  |diff| {diff:.2e}"
-            f" (f64 {diff64:.1e})",
+            f"B={batch} d={d:5d} R={rank:3d}  lowrank {row['lowrank_ms']:9.3f} ms  dense "
+            f"{row['dense_ms']:9.3f} ms ({row['speedup']:.1f}x)  memory "
+            f"{row['largest_intermediate_bytes_lowrank'] / 2**20:.2f} vs "
+            f"{row['largest_intermediate_bytes_dense'] / 2**20:.1f} MiB  |diff| "
+            f"{row['max_abs_diff']:.2e} (f64 {row['max_abs_diff_f64']:.1e})",
             flush=True,
         )
     return rows
 
 
+def _run(args: argparse.Namespace, device: torch.device) -> dict:
+    dims, hidden, batch = ([32, 128], 8, 64) if args.quick else ([256, 1024], 64, 256)
+    dtype = torch.float32
+    return {"dtype": str(dtype), "rows": bench(dims, hidden, batch, 0.1, device, dtype)}
+
+
+def _out(args: argparse.Namespace, device: torch.device) -> str:
+    return f"docs/benchmarks/logdet_lowrank_{device.type}{'_quick' if args.quick else ''}.json"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     r"""Runs the benchmark with the options ``argv`` (default: the command line)."""
-    argv = benchmark_argv(argv)
-    args = benchmark_parser(PROG, __doc__.split("\n")[0]).parse_args(argv)
-    device = torch.device(args.device)
-    dtype = torch.float32
-    dims, hidden, batch = ([32, 128], 8, 64) if args.quick else ([256, 1024], 64, 256)
-    command = command_line(PROG, argv)
-    results = {
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "dtype": str(dtype),
-        "command": command,
-        "rows": bench(dims, hidden, batch, 0.1, device, dtype),
-    }
-    name = f"logdet_lowrank_{device.type}{'_quick' if args.quick else ''}.json"
-    save_benchmark(results, args.out or os.path.join("docs", "benchmarks", name), command, device)
+    parser = benchmark_parser(PROG, __doc__.split("\n")[0])
+    run_benchmark(PROG, argv, parser.parse_args, _run, _out)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+from applications.speed.core_speed import build_parser
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -30,6 +34,12 @@ def test_core_speed_quick(tmp_path):
         assert row[f"{m} GFLOP"] > 0 and 0 < row[f"{m} floor ms"] < row[m]
     assert all(q["max_relative_error"] < 1e-2 for q in r["quadrature"])
     assert r["provenance"]["command"] == r["command"]
+
+
+def test_core_speed_sections():
+    assert build_parser().parse_args([]).sections == {"calculus", "training", "quadrature"}
+    with pytest.raises(SystemExit):  # an unknown section is a usage error
+        build_parser().parse_args(["--sections", "calculus,nope"])
 
 
 def test_scale_quick(tmp_path):
