@@ -250,14 +250,17 @@ def run_denoise(
     return out
 
 
-def ct_images(data_dir: str | None, size: int, limit: int | None) -> tuple[list, list, str]:
-    r"""The CT validation and test phantoms, resized to ``size`` x ``size``."""
+def ct_images(
+    data_dir: str | None, size: int, limit: int | None
+) -> tuple[list, list, dict[str, str]]:
+    r"""The CT validation (tuning) and test phantoms, resized to ``size`` x ``size``, and
+    where each set came from."""
     from skimage.transform import resize
 
-    train, source = load_image_set("ct-validation", data_dir)
-    test, _ = load_image_set("ct-train", data_dir, limit)
-    shrink = [resize(im, (size, size), anti_aliasing=True) for im in train + test]
-    return shrink[: len(train)], shrink[len(train) :], source
+    val, val_source = load_image_set("ct-validation", data_dir)
+    test, test_source = load_image_set("ct-train", data_dir, limit)
+    shrink = [resize(im, (size, size), anti_aliasing=True) for im in val + test]
+    return shrink[: len(val)], shrink[len(val) :], {"tuning": val_source, "test": test_source}
 
 
 def fbp(op: Tomography, y: Tensor) -> Tensor:
