@@ -95,6 +95,14 @@ class Estimator:
         r"""Where to fit: the ``device`` hyperparameter, else :func:`~otgrad.train.default_device`."""
         return check_device(getattr(self, "device", None)) or default_device()
 
+    def _placement(self) -> tuple[torch.device, torch.dtype]:
+        r"""The device and dtype of the fitted module, else those the fit will use."""
+        module = self.__dict__.get(self._module)
+        p = None if module is None else next(module.parameters(), None)
+        if p is None:
+            return self._device(), getattr(self, "dtype", torch.float32)
+        return p.device, p.dtype
+
     @contextlib.contextmanager
     def _seeded(self) -> Iterator[int]:
         r"""Runs a fit under the global generators seeded from ``seed`` and restores them.

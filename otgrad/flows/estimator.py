@@ -177,7 +177,7 @@ class ConvexPotentialFlow(Estimator):
         if isinstance(X, Tensor):
             return flow.log_prob(X)
         x, _ = as_samples(X, "X", dim=self.dim)
-        dtype, device = flow._meta()
+        device, dtype = self._placement()
         with torch.no_grad():
             lp = self._chunks(x.to(device, dtype), flow._log_prob)
         return lp.to("cpu", torch.float64).numpy()
@@ -192,7 +192,7 @@ class ConvexPotentialFlow(Estimator):
         r"""Maps data to the base: :math:`z = T(x)`, same kind, dtype and device as ``X``."""
         flow = self._fitted()
         x, back = as_samples(X, "X", dim=self.dim)
-        dtype, device = flow._meta()
+        device, dtype = self._placement()
         with torch.no_grad():
             z = self._chunks(x.to(device, dtype), lambda c: flow._transform(c)[0])
         return back(z)
@@ -201,7 +201,7 @@ class ConvexPotentialFlow(Estimator):
         r"""Maps base points back to data, :math:`x = T^{-1}(z)` (Newton, block by block)."""
         flow = self._fitted()
         z, back = as_samples(Z, "Z", dim=self.dim)
-        dtype, device = flow._meta()
+        device, dtype = self._placement()
         x = self._chunks(
             z.to(device, dtype), lambda c: flow.inverse(c, tol=tol, max_iter=max_iter)
         )

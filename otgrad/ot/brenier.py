@@ -213,10 +213,9 @@ class BrenierMap(Estimator):
     # ------------------------------------------------------------------ scaling
     def _scaled(self, t: Tensor, which: str) -> Tensor:
         m, s = (self.mean_x_, self.scale_x_) if which == "x" else (self.mean_y_, self.scale_y_)
-        net = self.__dict__.get("net_")
-        device = self._device() if net is None else next(net.parameters()).device
+        device, dtype = self._placement()
         # in chunks: no float64 temporary of the whole set (10^6 x 64 samples: 512 MB)
-        parts = [((c - m) / s).to(device=device, dtype=self.dtype) for c in t.split(_CHUNK)]
+        parts = [((c - m) / s).to(device=device, dtype=dtype) for c in t.split(_CHUNK)]
         return torch.cat(parts) if len(parts) != 1 else parts[0]
 
     def _unscaled(self, t: Tensor, which: str) -> Tensor:

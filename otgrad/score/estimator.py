@@ -79,6 +79,8 @@ class ScoreModel(Estimator):
         | Gradient Networks (Chaudhari, Pranav, Moura, 2025)
     """
 
+    _module = "model_"
+
     def __init__(
         self,
         net: str | NoiseConditionalScore = "gradnet",
@@ -120,16 +122,7 @@ class ScoreModel(Estimator):
         check_fit_settings(dtype, device, seed, time_limit, progress)
         self._store(locals())
 
-    _module = "model_"
-
     # ------------------------------------------------------------------ scaling
-    def _placement(self) -> tuple[torch.device, torch.dtype]:
-        model = self.__dict__.get("model_")
-        if model is None:
-            return self._device(), self.dtype
-        p = next(model.parameters())
-        return p.device, p.dtype
-
     def _to_model(self, t: Tensor) -> Tensor:
         device, dtype = self._placement()
         return ((t - self.mean_) / self.scale_).to(device=device, dtype=dtype)
