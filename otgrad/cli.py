@@ -80,7 +80,8 @@ def _fail(command: str, message: Any) -> SystemExit:
 
 
 def read_points(path: str, name: str, command: str) -> Any:
-    r"""Reads an ``(n, d)`` array from a ``.npy`` or ``.csv`` file (integers become float64)."""
+    r"""Reads a 2-D array (``(n, d)`` points, an image, a mask) from a ``.npy`` or ``.csv``
+    file (integers and booleans become float64)."""
     import numpy as np
 
     if not os.path.isfile(path):
@@ -95,7 +96,7 @@ def read_points(path: str, name: str, command: str) -> Any:
     except ValueError as e:
         raise _fail(command, f"cannot read {name} {path!r}: {e}") from e
     if arr.ndim != 2:
-        raise _fail(command, f"{name} must hold an (n, d) array, got shape {arr.shape}")
+        raise _fail(command, f"{name} must hold a 2-D array, got shape {arr.shape}")
     return arr.astype(np.float64) if arr.dtype.kind in "iub" else arr
 
 
@@ -262,8 +263,9 @@ def _save(est: Any, path: str | None) -> None:
 def _density_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="?", help="samples to fit (.npy or .csv, n x d)")
     p.add_argument("--out", default=None, help="where to save the fitted model (.pt)")
-    p.add_argument("--sample", type=_positive(int), default=None, help="draw this many samples")
-    p.add_argument("--log-prob", default=None, help="points whose log-density to write")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--sample", type=_positive(int), default=None, help="draw this many samples")
+    what.add_argument("--log-prob", default=None, help="points whose log-density to write")
 
 
 def _score_options(p: argparse.ArgumentParser) -> None:
@@ -338,7 +340,7 @@ def _flow(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- reconstruct
 def _reconstruct_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("image", help="the observed image: .npy (2D array) or .png, values in [0, 1]")
+    p.add_argument("image", help="the observed image: .npy/.csv (2-D array) or .png, in [0, 1]")
     p.add_argument("--task", choices=["denoise", "deblur", "inpaint"], default="denoise")
     p.add_argument("--sigma", type=float, default=15.0, help="noise level (0-255): 5, 15, 25")
     p.add_argument("--blur", type=_positive(float), default=1.0, help="Gaussian blur width")
@@ -347,7 +349,6 @@ def _reconstruct_options(p: argparse.ArgumentParser) -> None:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from .inverse import Blur, ConvexRegularizer, Denoising, Inpainting, reconstruct
@@ -367,7 +368,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
     else:
         if args.mask is None:
             raise _fail("reconstruct", "--task inpaint needs --mask MASK.npy")
-        op = Inpainting(torch.as_tensor(np.load(args.mask, allow_pickle=False) > 0.5))
+        mask = read_points(args.mask, "--mask", "reconstruct")
+        op = _guard("reconstruct", lambda: Inpainting(torch.as_tensor(mask > 0.5)))
     out = _guard("reconstruct", lambda: reconstruct(y, op, reg, max_iter=args.max_iter))
     image = out.x[0, 0].clamp(0, 1).numpy()
     _write_image(dest, image)
@@ -376,19 +378,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 
 def _read_image(path: str) -> Any:
-    import numpy as np
-
+    if not path.endswith(".png"):
+        return read_points(path, "IMAGE", "reconstruct")
     if not os.path.isfile(path):
-        raise _fail("reconstruct", f"image file {path!r} does not exist")
-    if path.endswith(".png"):
-        import matplotlib.image
+        raise _fail("reconstruct", f"IMAGE file {path!r} does not exist")
+    import matplotlib.image
 
-        img = matplotlib.image.imread(path)
-        return img if img.ndim == 2 else img[..., :3].mean(-1)
-    img = np.load(path, allow_pickle=False)
-    if img.ndim != 2:
-        raise _fail("reconstruct", f"the image must be a 2D array, got shape {img.shape}")
-    return img.astype(np.float64)
+    img = matplotlib.image.imread(path)
+    return img if img.ndim == 2 else img[..., :3].mean(-1)
 
 
 def _write_image(path: str, image: Any) -> None:

@@ -154,3 +154,22 @@ def test_outputs_are_checked_before_the_work(tmp_path):
         main(["score", str(tmp_path / "empty.npy"), "--quick"])
     with pytest.raises(SystemExit):
         main(["map", data, data, "--seed", "-1"])
+    with pytest.raises(SystemExit):  # one result file: samples or log-densities, not both
+        main(["score", "--load", "m.pt", "--sample", "3", "--log-prob", data])
+
+
+def test_reconstruct_input_errors_are_clear(tmp_path):
+    np.save(tmp_path / "y.npy", np.zeros((16, 16)))
+    image = str(tmp_path / "y.npy")
+    with pytest.raises(SystemExit, match="needs --mask"):
+        main(["reconstruct", image, "--task", "inpaint"])
+    with pytest.raises(SystemExit, match="--mask file .* does not exist"):
+        main(["reconstruct", image, "--task", "inpaint", "--mask", str(tmp_path / "m.npy")])
+    np.save(tmp_path / "m.npy", np.ones((2, 2, 2)))
+    with pytest.raises(SystemExit, match="2-D array"):
+        main(["reconstruct", image, "--task", "inpaint", "--mask", str(tmp_path / "m.npy")])
+    (tmp_path / "bad.npy").write_bytes(b"not an array")
+    with pytest.raises(SystemExit, match="cannot read IMAGE"):
+        main(["reconstruct", str(tmp_path / "bad.npy")])
+    with pytest.raises(SystemExit, match="sigma"):
+        main(["reconstruct", image, "--sigma", "7"])
