@@ -136,10 +136,11 @@ class ConvexPotentialFlow(Estimator):
         """
         x, _ = as_samples(X, "X", dim=self.dim, min_samples=2)
         self.__dict__.pop("flow_", None)
+        device, dtype = self._placement()
         with self._seeded() as seed:
-            flow = self._network().to(self._device(), self.dtype)
+            flow = self._network().to(device, dtype)
             gen = torch.Generator().manual_seed(seed)
-            x = x[torch.randperm(x.shape[0], generator=gen)].to(self._device(), self.dtype)
+            x = x[torch.randperm(x.shape[0], generator=gen)].to(device, dtype)
             n_val = int(round(self.val_fraction * x.shape[0]))
             val, train = (x[:n_val], x[n_val:]) if n_val > 0 else (None, x)
             flow.initialize(train[:10000])
