@@ -4,8 +4,10 @@ A saved file holds a JSON-compatible configuration (the registered name of the c
 its constructor arguments, nested for combinators) and the weights. Loading uses
 ``torch.load(weights_only=True)``, which never executes code from the file, and rebuilds
 the network only from classes registered with :func:`register`, each under a stable name
-given in the module that defines it. A configuration nested deeper than a fixed bound is
-refused as corrupt before anything is built.
+given in the module that defines it. A file is refused as corrupt, before anything is
+built, when its SHA-256 checksum does not match its content (a flipped byte in a weight,
+the configuration or the metadata) or its configuration nests deeper than a fixed bound;
+the build itself stops when it would allocate far more than the weights the file holds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from ._integrity import AllocationLimit, digest
+from ._validation import check_device, check_output_path
+
 __all__ = [
     "save",
     "load",
@@ -31,7 +36,7 @@ __all__ = [
     "FORMAT",
 ]
 
-FORMAT = "otgrad.network/1"
+FORMAT = "otgrad.network/2"
 
 M = TypeVar("M", bound=type)
 
@@ -157,19 +162,28 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot serialize configuration value of type {type(value).__name__}")
 
 
-def _decode(value: Any, depth: int = 0) -> Any:
-    if depth > _MAX_DEPTH:
-        raise ValueError(f"corrupt checkpoint: the configuration nests deeper than {_MAX_DEPTH}")
+def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if "__network__" in value:
-            return _build(value["__network__"], value.get("config"), depth + 1)
-        return {k: _decode(v, depth + 1) for k, v in value.items()}
+            return _build(value["__network__"], value.get("config"))
+        return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v, depth + 1) for v in value]
+        return [_decode(v) for v in value]
     return value
 
 
-def _build(name: Any, config: Any, depth: int = 0) -> nn.Module:
+def _nesting(value: Any) -> int:
+    r"""How deeply lists and dicts nest in ``value`` (counted without recursion)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= _MAX_DEPTH and isinstance(v, (dict, list)):
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _build(name: Any, config: Any) -> nn.Module:
     if isinstance(name, str) and name not in _REGISTRY:
         _import_builtins()
     cls = _REGISTRY.get(name) if isinstance(name, str) else None
@@ -178,8 +192,10 @@ def _build(name: Any, config: Any, depth: int = 0) -> nn.Module:
     if not isinstance(config, dict):
         raise ValueError(f"corrupt checkpoint: the configuration of {name} is not a mapping")
     try:
-        return cls(**_decode(config, depth))
+        return cls(**_decode(config))
     except (TypeError, ValueError) as e:
+        if str(e).startswith("corrupt checkpoint"):
+            raise
         raise ValueError(
             f"corrupt checkpoint: cannot rebuild {name} from its configuration: {e}"
         ) from e
@@ -205,13 +221,11 @@ def save(net: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | Non
         )
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
-    payload = {
-        "format": FORMAT,
-        "metadata": _encode(metadata or {}),
-        "network": _encode(net),
-        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-    }
-    torch.save(payload, path)
+    check_output_path(path)
+    spec, meta = _encode(net), _encode(metadata or {})
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    payload = {"format": FORMAT, "metadata": meta, "network": spec, "state_dict": state}
+    torch.save({**payload, "sha256": digest(spec, meta, state)}, path)
 
 
 def load(
@@ -231,20 +245,22 @@ def load(
         The network, with the saved weights and dtype (and the metadata dict).
 
     Raises:
-        ValueError: If the file is truncated, tampered with, or not an otgrad network.
+        ValueError: If the file is truncated, changed after it was saved (its checksum does
+            not match), not an otgrad network, or its configuration is beyond sane sizes.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
+    check_device(map_location, "map_location")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as e:  # unpickling errors, truncated zip archives, ...
         raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: {type(e).__name__}: {e}") from e
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: not an otgrad network file")
-    spec, state = payload.get("network"), payload.get("state_dict")
-    if not isinstance(spec, dict) or not isinstance(state, dict):
-        raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: missing network or weights")
-    net = _build(spec.get("__network__"), spec.get("config"))
+    spec, state = _verified(payload, os.fspath(path))
+    size = sum(v.numel() for v in state.values())
+    with AllocationLimit(elements=8 * size + 2**20, modules=2 * size + 1000):
+        net = _build(spec.get("__network__"), spec.get("config"))
     dtypes = {
         v.dtype for v in state.values() if isinstance(v, torch.Tensor) and v.is_floating_point()
     }
@@ -266,6 +282,29 @@ def load(
     if not isinstance(metadata, dict):
         raise ValueError(f"corrupt checkpoint {os.fspath(path)!r}: metadata is not a mapping")
     return net, metadata
+
+
+def _verified(payload: Any, path: str) -> tuple[dict, dict]:
+    r"""The configuration and weights of a loaded file, once its format and checksum hold."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"corrupt checkpoint {path!r}: not an otgrad network file ({FORMAT})")
+    spec, state = payload.get("network"), payload.get("state_dict")
+    if not isinstance(spec, dict) or not isinstance(state, dict):
+        raise ValueError(f"corrupt checkpoint {path!r}: missing network or weights")
+    if _nesting([spec, payload.get("metadata")]) > _MAX_DEPTH:
+        raise ValueError(
+            f"corrupt checkpoint {path!r}: the content nests deeper than {_MAX_DEPTH}"
+        )
+    try:
+        expected = digest(spec, payload.get("metadata"), state)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"corrupt checkpoint {path!r}: {e}") from e
+    if payload.get("sha256") != expected:
+        raise ValueError(
+            f"corrupt checkpoint {path!r}: the SHA-256 checksum does not match the content "
+            "(the file was changed after it was saved)"
+        )
+    return spec, state
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from otgrad import io
+from otgrad._integrity import digest
 from otgrad.nn import GradientNetwork, GradNetC
 
 from .nn.factory import KINDS, MODULES, build, perturb
@@ -109,21 +110,49 @@ def test_conv_gradnet_saves_in_a_fresh_interpreter(tmp_path):
 
 def test_deeply_nested_configuration_is_refused(tmp_path):
     spec = {"__network__": "GradNetC", "config": {"dim": 2, "hidden": 4}}
-    for _ in range(120):
+    for _ in range(3000):
         spec = {"__network__": "StronglyConvex", "config": {"net": spec, "mu": 0.1}}
-    path = _tampered(tmp_path, lambda p: p.update(network=spec))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20000)  # to write it (and to compute its checksum)
+    try:
+        path = _tampered(tmp_path, lambda p: p.update(network=spec))
+    finally:
+        sys.setrecursionlimit(limit)
     with pytest.raises(ValueError, match="nests deeper"):
         io.load(path)
 
 
-def _tampered(tmp_path, edit):
-    """A saved GradNetC whose payload ``edit`` changed; returns its path."""
+def _tampered(tmp_path, edit, resign=True):
+    """A saved GradNetC whose payload ``edit`` changed, with its checksum recomputed (a
+    tampering that knows the format) unless ``resign`` is false; returns its path."""
     path = tmp_path / "net.pt"
     io.save(GradNetC(2, 4), path)
     payload = torch.load(path, weights_only=True)
     edit(payload)
+    if resign:
+        payload["sha256"] = digest(payload["network"], payload["metadata"], payload["state_dict"])
     torch.save(payload, path)
     return path
+
+
+def test_a_changed_file_fails_its_checksum(tmp_path):
+    path = _tampered(tmp_path, lambda p: p["state_dict"]["weight"].add_(1e-7), resign=False)
+    with pytest.raises(ValueError, match="checksum"):
+        io.load(path)
+    path = _tampered(tmp_path, lambda p: p["metadata"].update(x=1), resign=False)
+    with pytest.raises(ValueError, match="checksum"):
+        io.load(path)
+
+
+def test_huge_sizes_in_a_configuration_are_refused_before_allocating(tmp_path):
+    config = {"__network__": "GradNetC", "config": {"dim": 10**7, "hidden": 10**7}}
+    path = _tampered(tmp_path, lambda p: p.update(network=config))
+    with pytest.raises(ValueError, match="corrupt checkpoint.*would create over"):
+        io.load(path)
+    config = {"__network__": "GradNetC", "config": {"dim": 2, "hidden": 4, "layers": 10**7}}
+    path = _tampered(tmp_path, lambda p: p.update(network=config))
+    with pytest.raises(ValueError, match="corrupt checkpoint.*would create over"):
+        io.load(path)
 
 
 def test_truncated_file(tmp_path):
