@@ -40,7 +40,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 from tqdm.auto import tqdm
 
-from ._validation import check_choice, check_optional_positive, check_positive_int
+from ._validation import (
+    check_choice,
+    check_device,
+    check_optional_positive,
+    check_output_path,
+    check_positive_int,
+    check_positive_number,
+    check_seed,
+)
 
 __all__ = [
     "fit",
@@ -192,7 +200,7 @@ def fit(
             were; if the parameters themselves are no longer finite, the model and the
             optimizer go back to the last good state (taken at an epoch's end, at most once
             a second; ``History.restored`` counts these). This many bad steps in a row raise a
-            ``FloatingPointError``.
+            ``FloatingPointError``, as does a run in which every step was bad.
         checkpoint: A file holding the whole training state (weights, optimizer, schedule,
             random generators, weight average, best weights, history), written after every
             epoch (by rank 0). If it exists when ``fit`` starts, training resumes after
@@ -367,6 +375,12 @@ def _check_fit_args(config: _Config) -> _Config:
         TypeError: If ``compile`` is neither a bool nor a string.
     """
     check_positive_int(epochs=config.epochs)
+    check_positive_number("lr", config.lr)
+    check_seed(config.seed)
+    check_device(config.device)
+    check_optional_positive(time_limit=config.time_limit)
+    if config.checkpoint is not None:
+        check_output_path(config.checkpoint, "checkpoint")
     check_choice("schedule", config.schedule, (None, "cosine"))
     data, steps = _check_data(config)
     val_data = config.val_data
@@ -649,6 +663,10 @@ def _forward(run: _Run, batch: list[Any], k_all: int) -> tuple[Tensor, float]:
     else:
         with run.amp:
             loss = run.objective(*batch)
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+    if loss.numel() != 1:
+        raise ValueError(f"loss_fn must return a scalar tensor, got shape {tuple(loss.shape)}")
     if run.size == 1:
         return loss, float(loss.detach())
     k = batch[0].shape[0]
@@ -742,7 +760,15 @@ def _finish(run: _Run) -> History:
 
     Returns:
         The run's history, with its duration.
+
+    Raises:
+        FloatingPointError: If every step was skipped (nothing was fitted).
     """
+    if run.hist.steps == 0 and run.hist.skipped_steps > 0:
+        raise FloatingPointError(
+            f"loss_fn was NaN or infinite at every step ({run.hist.skipped_steps} skipped): "
+            "nothing was fitted; check the loss and the data"
+        )
     if run.best_state is not None:
         run.model.load_state_dict(run.best_state)
     if run.averaged is not None:
@@ -754,7 +780,7 @@ def _finish(run: _Run) -> History:
     return run.hist
 
 
-_FORMAT = "otgrad.fit/1"
+_FORMAT = "otgrad.fit/2"
 
 
 def _save_state(run: _Run, epoch: int) -> None:
@@ -765,6 +791,7 @@ def _save_state(run: _Run, epoch: int) -> None:
         "epoch": epoch,
         "model": run.model.state_dict(),
         "optimizer": run.opt.state_dict(),
+        "optimizer_class": _class_name(run.opt),
         "scheduler": None if run.sched is None else run.sched.state_dict(),
         "generator": run.gen.get_state(),
         "local_generator": run.local_gen.get_state(),
@@ -802,6 +829,11 @@ def _resume(run: _Run, path: str | os.PathLike) -> int:
 def _load_state(run: _Run, state: dict[str, Any]) -> None:
     r"""Loads a checkpoint's state (see :func:`_save_state`) into ``run``."""
     run.model.load_state_dict(state["model"])
+    if state["optimizer_class"] != _class_name(run.opt):
+        raise ValueError(
+            f"the optimizer ({_class_name(run.opt)}) differs from the checkpoint's "
+            f"({state['optimizer_class']})"
+        )
     run.opt.load_state_dict(state["optimizer"])
     if (run.sched is None) != (state["scheduler"] is None):
         raise ValueError("the learning-rate schedule differs from the checkpoint's")
@@ -820,6 +852,10 @@ def _load_state(run: _Run, state: dict[str, Any]) -> None:
     for k, v in state["history"].items():
         setattr(run.hist, k, v)
     run.best_state = state["best_state"]
+
+
+def _class_name(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def _model_device(model: nn.Module) -> torch.device:
