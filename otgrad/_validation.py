@@ -37,6 +37,7 @@ __all__ = [
     "check_output_path",
     "check_fit_settings",
     "as_samples",
+    "cast_samples",
 ]
 
 _VALIDATE = True
@@ -288,6 +289,25 @@ def as_samples(
         bad = int((~torch.isfinite(t)).any(-1).sum())
         raise ValueError(f"{name} contains NaN or infinite values (in {bad} rows)")
     return t, back
+
+
+def cast_samples(
+    t: Tensor, device: torch.device | None, dtype: torch.dtype, name: str, scaled: bool = False
+) -> Tensor:
+    r"""``t`` (finite float64 values) on ``device`` in ``dtype``.
+
+    Raises:
+        ValueError: If a value is beyond the range of ``dtype`` (``scaled``: after the fit's
+            standardization), instead of becoming an infinity that turns results into NaN.
+    """
+    out = t.to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(out).all()):
+        where = " after the fit's scaling" if scaled else ""
+        raise ValueError(
+            f"{name} has values beyond the range of {dtype} (up to {float(t.abs().max()):.3g}"
+            f"{where}); use dtype=torch.float64"
+        )
+    return out
 
 
 def _as_tensor(x: Any, name: str) -> tuple[Tensor, Callable[[Tensor], Any]]:

@@ -13,13 +13,30 @@ from .._validation import as_samples
 __all__ = ["as_samples", "scalar_standardization", "standardization_from_metadata"]
 
 
-def scalar_standardization(t: Tensor) -> tuple[Tensor, float]:
-    r"""The mean of the samples ``t`` (shape ``(n, d)``) and one scale, the root mean
-    per-coordinate variance (1 for constant data). One number for every coordinate keeps
-    the geometry: a gradient field stays a gradient field, a convex potential convex."""
-    mean = t.mean(0)
-    scale = float(t.var(0, unbiased=False).mean().sqrt())
-    return mean, scale if scale > 0 else 1.0
+def scalar_standardization(t: Tensor, name: str = "X") -> tuple[Tensor, float]:
+    r"""The mean of the samples ``t`` (shape ``(n, d)``, float64) and one scale, the root
+    mean per-coordinate variance. One number for every coordinate keeps the geometry: a
+    gradient field stays a gradient field, a convex potential convex.
+
+    Raises:
+        ValueError: If every sample is the same point (nothing to scale), or the samples are
+            too large for their variance to be a float64 number.
+    """
+    mean, scale = _moments(t)
+    if not math.isfinite(scale):  # the squares overflow (|t| > 1e154): moments of t / max|t|
+        big = float(t.abs().max())
+        mean, scale = _moments(t / big)
+        mean, scale = mean * big, scale * big
+    if not (math.isfinite(scale) and bool(torch.isfinite(mean).all())):
+        big = float(t.abs().max())
+        raise ValueError(f"{name} is too large to standardize (|values| up to {big:.3g})")
+    if scale == 0:
+        raise ValueError(f"{name} is constant (every sample is the same point): nothing to fit")
+    return mean, scale
+
+
+def _moments(t: Tensor) -> tuple[Tensor, float]:
+    return t.mean(0), float(t.var(0, unbiased=False).mean().sqrt())
 
 
 def standardization_from_metadata(mean: Any, scale: Any, dim: int) -> tuple[Tensor, float]:

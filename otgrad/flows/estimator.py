@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from .._estimator import Estimator
 from .._validation import (
     as_samples,
+    cast_samples,
     check_fit_settings,
     check_positive_int,
     check_positive_number,
@@ -29,6 +30,20 @@ from .flow import (
 )
 
 __all__ = ["ConvexPotentialFlow"]
+
+
+def _spread_out(x: Tensor) -> Tensor:
+    r"""Returns ``x``; a ``ValueError`` if a feature is constant (no density) or its variance
+    is not a number of ``x``'s dtype (the data initialize the flow's scaling)."""
+    flat = (x == x[0]).all(0).nonzero().flatten().tolist()
+    if flat:
+        raise ValueError(f"X is constant in feature(s) {flat}: a density needs spread in each")
+    if not bool(torch.isfinite(x.var(0)).all()):
+        raise ValueError(
+            f"X is too large for its variance to be a {x.dtype} number (|values| up to "
+            f"{float(x.abs().max()):.3g}); rescale the data"
+        )
+    return x
 
 
 class ConvexPotentialFlow(Estimator):
@@ -137,10 +152,11 @@ class ConvexPotentialFlow(Estimator):
         x, _ = as_samples(X, "X", dim=self.dim, min_samples=2)
         self.__dict__.pop("flow_", None)
         device, dtype = self._placement()
+        x = _spread_out(cast_samples(x, device, dtype, "X"))
         with self._seeded() as seed:
             flow = self._network().to(device, dtype)
             gen = torch.Generator().manual_seed(seed)
-            x = x[torch.randperm(x.shape[0], generator=gen)].to(device, dtype)
+            x = x[torch.randperm(x.shape[0], generator=gen).to(device)]
             n_val = int(round(self.val_fraction * x.shape[0]))
             val, train = (x[:n_val], x[n_val:]) if n_val > 0 else (None, x)
             flow.initialize(train[:10000])
@@ -180,7 +196,7 @@ class ConvexPotentialFlow(Estimator):
         x, _ = as_samples(X, "X", dim=self.dim)
         device, dtype = self._placement()
         with torch.no_grad():
-            lp = self._chunks(x.to(device, dtype), flow._log_prob)
+            lp = self._chunks(cast_samples(x, device, dtype, "X"), flow._log_prob)
         return lp.to("cpu", torch.float64).numpy()
 
     def score(self, X: Any) -> float:
@@ -195,7 +211,7 @@ class ConvexPotentialFlow(Estimator):
         x, back = as_samples(X, "X", dim=self.dim)
         device, dtype = self._placement()
         with torch.no_grad():
-            z = self._chunks(x.to(device, dtype), lambda c: flow._transform(c)[0])
+            z = self._chunks(cast_samples(x, device, dtype, "X"), lambda c: flow._transform(c)[0])
         return back(z)
 
     def inverse_transform(self, Z: Any, tol: float = 1e-6, max_iter: int = 100) -> Any:
@@ -204,7 +220,8 @@ class ConvexPotentialFlow(Estimator):
         z, back = as_samples(Z, "Z", dim=self.dim)
         device, dtype = self._placement()
         x = self._chunks(
-            z.to(device, dtype), lambda c: flow.inverse(c, tol=tol, max_iter=max_iter)
+            cast_samples(z, device, dtype, "Z"),
+            lambda c: flow.inverse(c, tol=tol, max_iter=max_iter),
         )
         return back(x)
 

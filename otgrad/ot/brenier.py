@@ -20,6 +20,7 @@ from torch import Tensor
 from .._estimator import Estimator
 from .._validation import (
     as_samples,
+    cast_samples,
     check_choice,
     check_fit_settings,
     check_optional_positive,
@@ -84,6 +85,25 @@ def _subsample(t: Tensor, seed: int | None) -> Any:
         gen = torch.Generator().manual_seed(0 if seed is None else seed)
         t = t[torch.randperm(len(t), generator=gen)[:_MOMENT_SAMPLES].to(t.device)]
     return t.double().cpu().numpy()
+
+
+def _check_log_density(fn: Any, x: Tensor, name: str) -> None:
+    r"""Checks that ``fn`` maps float64 points ``(k, d)`` to ``k`` finite log-densities at
+    the first source samples, where the Monge–Ampère fit starts (near the identity): a NaN
+    or infinite value there would make every step's loss non-finite."""
+    if not callable(fn):
+        raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    probe = x[:256].clone()
+    out = fn(probe)
+    if not isinstance(out, Tensor) or out.shape != (probe.shape[0],):
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"{name} must return a tensor of shape (n,) for n points, got {got}")
+    bad = int((~torch.isfinite(out)).sum())
+    if bad:
+        raise ValueError(
+            f"{name} is NaN or infinite at {bad} of the first {probe.shape[0]} source "
+            "samples (where the fit starts); it must be finite there"
+        )
 
 
 def _set_affine(net: GradientNetwork, A: Tensor, c: Tensor) -> bool:
@@ -215,7 +235,8 @@ class BrenierMap(Estimator):
         m, s = (self.mean_x_, self.scale_x_) if which == "x" else (self.mean_y_, self.scale_y_)
         device, dtype = self._placement()
         # in chunks: no float64 temporary of the whole set (10^6 x 64 samples: 512 MB)
-        parts = [((c - m) / s).to(device=device, dtype=dtype) for c in t.split(_CHUNK)]
+        name = which.upper()
+        parts = [cast_samples((c - m) / s, device, dtype, name, True) for c in t.split(_CHUNK)]
         return torch.cat(parts) if len(parts) != 1 else parts[0]
 
     def _unscaled(self, t: Tensor, which: str) -> Tensor:
@@ -247,8 +268,10 @@ class BrenierMap(Estimator):
         self.__dict__.pop("net_", None)
         with self._seeded() as seed:
             self.n_features_in_ = x.shape[1]
-            self.mean_x_, self.scale_x_ = scalar_standardization(x)
-            self.mean_y_, self.scale_y_ = scalar_standardization(x if y is None else y)
+            self.mean_x_, self.scale_x_ = scalar_standardization(x, "X")
+            self.mean_y_, self.scale_y_ = (
+                scalar_standardization(x, "X") if y is None else scalar_standardization(y, "Y")
+            )
             xs = self._scaled(x, "x")
             ys = self._scaled(y, "y") if y is not None else None
             del x, y  # the float64 copies; training only needs the scaled sets
@@ -267,6 +290,9 @@ class BrenierMap(Estimator):
         if self.loss == "monge-ampere":
             if target_log_prob is None:
                 raise ValueError("loss='monge-ampere' needs target_log_prob")
+            _check_log_density(target_log_prob, x, "target_log_prob")
+            if source_log_prob is not None:
+                _check_log_density(source_log_prob, x, "source_log_prob")
             y = None if Y is None else as_samples(Y, "Y", dim=d, min_samples=2)[0]
         else:
             if Y is None:

@@ -86,6 +86,7 @@ class GaussianMap:
 
         x, _ = as_samples(X, "X", min_samples=2)
         y, _ = as_samples(Y, "Y", dim=x.shape[1], min_samples=2)
+        _check_spread(x.numpy(), "X")
         A, b = ot.gaussian.empirical_bures_wasserstein_mapping(x.numpy(), y.numpy())
         self.A_, self.b_ = (A + A.T) / 2, np.asarray(b).reshape(-1)
         self.n_features_in_ = x.shape[1]
@@ -110,6 +111,18 @@ class GaussianMap:
         r"""The convex potential :math:`\psi(x) = \tfrac12 x^\top A x + b^\top x`, shape ``(n,)``."""
         x, back = self._check(X, "X")
         return back(0.5 * ((x @ _t(self.A_)) * x).sum(-1) + x @ _t(self.b_))
+
+
+def _check_spread(x: np.ndarray, name: str) -> None:
+    r"""A ``ValueError`` unless the covariance of ``x`` is positive definite (the Bures map
+    inverts the source covariance; a flat direction would blow the map up)."""
+    eig = np.linalg.eigvalsh(np.atleast_2d(np.cov(x, rowvar=False)))
+    if not eig[0] > 1e-12 * eig[-1] or eig[-1] == 0:
+        raise ValueError(
+            f"{name} has a singular covariance (eigenvalues {eig[0]:.3g} to {eig[-1]:.3g}; "
+            f"{x.shape[0]} samples in {x.shape[1]} dimensions): the Gaussian map needs a "
+            "source with spread in every direction"
+        )
 
 
 def _t(a: np.ndarray) -> torch.Tensor:

@@ -14,9 +14,12 @@ from torch import Tensor, nn
 from .._estimator import Estimator
 from .._validation import (
     as_samples,
+    cast_samples,
+    check_choice,
     check_fit_settings,
     check_positive_int,
     check_positive_number,
+    check_seed,
 )
 from ..data.samples import scalar_standardization, standardization_from_metadata
 from ..train import History
@@ -25,6 +28,7 @@ from .models import _KINDS, NoiseConditionalScore, build_score_model
 from .schedules import NoiseSchedule, VESchedule, make_schedule
 from .sde import (
     annealed_langevin,
+    check_box,
     grid_log_prob,
     ode_log_prob,
     predictor_corrector,
@@ -35,6 +39,20 @@ from .sde import (
 __all__ = ["ScoreModel", "SAMPLERS"]
 
 SAMPLERS = ("pc", "sde", "ode", "langevin", "mala")
+
+
+def _check_samples(z: Tensor, method: str, eps: float, steps: int) -> None:
+    r"""Raises a ``FloatingPointError`` naming the setting to change if a sampler diverged."""
+    bad = int((~torch.isfinite(z)).any(-1).sum())
+    if bad:
+        fix = (
+            f"eps={eps!r} is too large a step"
+            if method in ("langevin", "mala")
+            else (f"steps={steps} is too few" if method != "ode" else "the model is not stable")
+        )
+        raise FloatingPointError(
+            f"sampling diverged: {bad} of {z.shape[0]} samples are NaN or infinite ({fix})"
+        )
 
 
 class ScoreModel(Estimator):
@@ -123,9 +141,9 @@ class ScoreModel(Estimator):
         self._store(locals())
 
     # ------------------------------------------------------------------ scaling
-    def _to_model(self, t: Tensor) -> Tensor:
+    def _to_model(self, t: Tensor, name: str = "X") -> Tensor:
         device, dtype = self._placement()
-        return ((t - self.mean_) / self.scale_).to(device=device, dtype=dtype)
+        return cast_samples((t - self.mean_) / self.scale_, device, dtype, name, scaled=True)
 
     def _from_model(self, t: Tensor) -> Tensor:
         return t.detach().to(device="cpu", dtype=torch.float64) * self.scale_ + self.mean_
@@ -253,7 +271,7 @@ class ScoreModel(Estimator):
         if method not in SAMPLERS:
             raise ValueError(f"method must be one of {SAMPLERS}, got {method!r}")
         gen = torch.Generator().manual_seed(
-            seed if seed is not None else int(torch.randint(2**62, ()))
+            check_seed(seed) if seed is not None else int(torch.randint(2**62, ()))
         )
         sch = self.schedule_
         device, dtype = self._placement()
@@ -275,6 +293,7 @@ class ScoreModel(Estimator):
             z, self.acceptance_rate_ = annealed_langevin(
                 model, x, sigmas, steps_per_level, eps, method == "mala", gen
             )
+        _check_samples(z, method, eps, steps)
         out = self._from_model(z)
         return out if return_tensor else out.numpy()
 
@@ -311,6 +330,8 @@ class ScoreModel(Estimator):
             The log-densities, shape ``(n,)``, same kind as ``X``.
         """
         model = self._fitted()
+        check_choice("method", method, ("ode", "grid"))
+        check_positive_int(batch_size=batch_size)
         x, back = as_samples(X, "X", dim=self.n_features_in_)
         d = self.n_features_in_
         z = self._to_model(x)
@@ -336,13 +357,12 @@ class ScoreModel(Estimator):
         elif method == "grid":
             if bounds is None:
                 raise ValueError("method='grid' needs bounds=(x_min, x_max, y_min, y_max)")
+            bounds = check_box(bounds)
             lo = torch.tensor([bounds[0], bounds[2]], dtype=torch.float64)
             hi = torch.tensor([bounds[1], bounds[3]], dtype=torch.float64)
             lo, hi = (lo - self.mean_) / self.scale_, (hi - self.mean_) / self.scale_
             box = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
             lp = grid_log_prob(model, z, level, box, resolution)
-        else:
-            raise ValueError(f"method must be 'ode' or 'grid', got {method!r}")
         return back(lp.to("cpu", torch.float64) - d * math.log(self.scale_))
 
     def sigma_at_min(self) -> float:

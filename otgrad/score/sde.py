@@ -34,11 +34,13 @@ References:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
+from .._validation import check_choice, check_positive_int, check_positive_number
 from .models import NoiseConditionalScore
 from .schedules import NoiseSchedule
 
@@ -268,6 +270,9 @@ def ode_log_prob(
     Returns:
         The log-densities, shape ``(B,)``, and the number of function evaluations.
     """
+    check_choice("trace", trace, ("exact", "autograd", "hutchinson"))
+    check_positive_number("rtol", rtol)
+    check_positive_number("atol", atol)
     std = schedule.prior_std(1.0) if prior_std is None else prior_std
     counter = [0]
     ts = torch.tensor([schedule.t_min, 1.0], dtype=x.dtype, device=x.device)
@@ -281,6 +286,23 @@ def ode_log_prob(
     d = x.shape[-1]
     prior = -0.5 * (x1**2).sum(-1) / std**2 - d * math.log(std) - 0.5 * d * math.log(2 * math.pi)
     return prior + integral, counter[0]
+
+
+def check_box(bounds: Any) -> tuple[float, float, float, float]:
+    r"""Returns ``bounds`` as four floats; a ``ValueError`` unless it is a box
+    ``(x_min, x_max, y_min, y_max)`` of finite numbers with ``x_min < x_max`` and
+    ``y_min < y_max``."""
+    try:
+        box = tuple(float(b) for b in bounds)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"bounds must be four numbers (x_min, x_max, y_min, y_max): {e}") from e
+    if len(box) != 4 or not all(math.isfinite(b) for b in box):
+        raise ValueError(
+            f"bounds must be four finite numbers (x_min, x_max, y_min, y_max), got {bounds}"
+        )
+    if not (box[1] > box[0] and box[3] > box[2]):
+        raise ValueError(f"bounds must be (x_min, x_max, y_min, y_max) increasing, got {bounds}")
+    return box
 
 
 @torch.no_grad()
@@ -299,9 +321,8 @@ def grid_log_prob(
         raise ValueError(f"grid_log_prob is two-dimensional; the model has dim={model.dim}")
     if not model.conservative:
         raise ValueError(f"{type(model).__name__} has no potential to normalize")
-    x0, x1, y0, y1 = bounds
-    if not (x1 > x0 and y1 > y0):
-        raise ValueError(f"bounds must be (x_min, x_max, y_min, y_max) increasing, got {bounds}")
+    x0, x1, y0, y1 = check_box(bounds)
+    check_positive_int(resolution=resolution)
     gx = torch.linspace(x0, x1, resolution + 1, dtype=x.dtype, device=x.device)
     gy = torch.linspace(y0, y1, resolution + 1, dtype=x.dtype, device=x.device)
     cx, cy = (gx[1:] + gx[:-1]) / 2, (gy[1:] + gy[:-1]) / 2
