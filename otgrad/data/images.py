@@ -11,12 +11,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["load_images", "load_image_set", "psnr", "patch_sampler", "DATA_DIR"]
+__all__ = [
+    "load_images",
+    "load_image_set",
+    "psnr",
+    "patch_sampler",
+    "check_images",
+    "DATA_DIR",
+]
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -139,6 +147,32 @@ def psnr(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     return 10 * torch.log10(data_range**2 / mse)
 
 
+def check_images(images: Any, name: str = "images") -> list[np.ndarray]:
+    r"""Returns ``images`` as a list of float64 arrays; a ``ValueError`` (``TypeError`` for
+    a wrong kind) naming ``name`` unless it is a nonempty list of nonempty 2D arrays or
+    tensors with finite values in :math:`[0, 1]` (8-bit images must be divided by 255)."""
+    if not isinstance(images, (list, tuple)) or not images:
+        raise ValueError(f"{name} must be a nonempty list of 2D arrays")
+    out = []
+    for i, im in enumerate(images):
+        if isinstance(im, Tensor):
+            im = im.detach().cpu().numpy()
+        if not isinstance(im, np.ndarray) or im.dtype.kind not in "fiub":
+            raise TypeError(f"{name}[{i}] must be a numeric 2D array, got {type(im).__name__}")
+        if im.ndim != 2 or im.size == 0:
+            raise ValueError(f"{name}[{i}] must be a nonempty 2D array, got shape {im.shape}")
+        im = im.astype(np.float64)
+        if not np.isfinite(im).all():
+            raise ValueError(f"{name}[{i}] contains NaN or infinite values")
+        if im.min() < 0 or im.max() > 1:
+            raise ValueError(
+                f"{name}[{i}] has values in [{im.min():.4g}, {im.max():.4g}]; images must be "
+                "in [0, 1] (divide 8-bit images by 255)"
+            )
+        out.append(im)
+    return out
+
+
 def patch_sampler(
     images: list[np.ndarray],
     size: int = 40,
@@ -168,6 +202,7 @@ def patch_sampler(
     """
     from skimage.transform import rescale
 
+    images = check_images(images)
     pyramid = []
     for s in scales:
         for im in images:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_positive_int
+from .._validation import check_positive_int, check_positive_number
 from ..calculus import power_iteration
 
 __all__ = ["LinearOperator", "Denoising", "Blur", "Inpainting", "Tomography", "gaussian_kernel"]
@@ -96,13 +96,25 @@ class Denoising(LinearOperator):
 
 def gaussian_kernel(sigma: float, size: int | None = None) -> Tensor:
     r"""A normalized 2D Gaussian kernel of standard deviation ``sigma`` (pixels), odd ``size``."""
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
+    check_positive_number("sigma", sigma)
+    if size is not None:
+        check_positive_int(size=size)
     size = size or 2 * math.ceil(3 * sigma) + 1
     t = torch.arange(size, dtype=torch.float64) - size // 2
     g = torch.exp(-(t**2) / (2 * sigma**2))
     k = g[:, None] * g[None, :]
     return k / k.sum()
+
+
+def _kernel(kernel: Tensor | np.ndarray) -> Tensor:
+    if not isinstance(kernel, (Tensor, np.ndarray)):
+        raise TypeError(f"kernel must be a tensor or an array, got {type(kernel).__name__}")
+    k = torch.as_tensor(kernel)
+    if not k.is_floating_point():
+        raise TypeError(f"kernel must have a floating dtype, got {k.dtype}")
+    if not bool(torch.isfinite(k).all()):
+        raise ValueError("kernel contains NaN or infinite values")
+    return k.to(torch.float64)
 
 
 class Blur(LinearOperator):
@@ -121,13 +133,11 @@ class Blur(LinearOperator):
     """
 
     def __init__(self, shape: tuple[int, int], kernel: Tensor | None = None, sigma: float = 1.0):
+        if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
+            raise TypeError(f"shape must be a pair (height, width), got {shape!r}")
         check_positive_int(height=shape[0], width=shape[1])
         self.shape = (int(shape[0]), int(shape[1]))
-        k = (
-            gaussian_kernel(sigma)
-            if kernel is None
-            else torch.as_tensor(kernel, dtype=torch.float64)
-        )
+        k = gaussian_kernel(sigma) if kernel is None else _kernel(kernel)
         if k.dim() != 2 or k.shape[0] > shape[0] or k.shape[1] > shape[1]:
             raise ValueError(f"kernel must be 2D and fit in {shape}, got {tuple(k.shape)}")
         self.kernel = k
@@ -136,8 +146,8 @@ class Blur(LinearOperator):
         full = torch.roll(full, (-(k.shape[0] // 2), -(k.shape[1] // 2)), (0, 1))
         self.transfer = torch.fft.rfft2(full)
 
-    def _apply(self, x: Tensor, transfer: Tensor) -> Tensor:
-        self.check(x)
+    def _apply(self, x: Tensor, transfer: Tensor, name: str) -> Tensor:
+        self.check(x, name)
         h = transfer.to(
             device=x.device,
             dtype=torch.complex128 if x.dtype == torch.float64 else torch.complex64,
@@ -145,10 +155,10 @@ class Blur(LinearOperator):
         return torch.fft.irfft2(torch.fft.rfft2(x) * h, s=self.shape)
 
     def A(self, x: Tensor) -> Tensor:  # noqa: N802
-        return self._apply(x, self.transfer)
+        return self._apply(x, self.transfer, "x")
 
     def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
-        return self._apply(y, self.transfer.conj())
+        return self._apply(y, self.transfer.conj(), "y")
 
     def norm_squared(self, shape=None, iterations=0) -> float:
         return float(self.transfer.abs().max() ** 2)
@@ -180,10 +190,30 @@ class Inpainting(LinearOperator):
         return x * self.mask.to(x)
 
     def A_adjoint(self, y: Tensor) -> Tensor:  # noqa: N802
-        return self.A(y)
+        self.check(y, "y")
+        return y * self.mask.to(y)
 
     def norm_squared(self, shape=None, iterations=0) -> float:
         return float(self.mask.max())
+
+
+def _angles(angles: int | np.ndarray | list[float]) -> np.ndarray:
+    r"""The projection angles in degrees: ``angles`` of them evenly in :math:`[0°, 180°)`
+    for an integer, else the given finite angles."""
+    if isinstance(angles, (bool, np.bool_)):
+        raise TypeError("angles must be an integer or a sequence of degrees, got a bool")
+    if isinstance(angles, (int, np.integer)):
+        check_positive_int(angles=int(angles))
+        return np.arange(angles) * 180.0 / angles
+    try:
+        theta = np.asarray(angles, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"angles must be an integer or a sequence of degrees: {e}") from e
+    if theta.size == 0:
+        raise ValueError("angles is empty")
+    if not np.isfinite(theta).all():
+        raise ValueError("angles contains NaN or infinite values")
+    return theta
 
 
 class Tomography(LinearOperator):
@@ -207,13 +237,7 @@ class Tomography(LinearOperator):
 
     def __init__(self, size: int, angles: int | np.ndarray | list[float] = 60):
         check_positive_int(size=size)
-        if isinstance(angles, int):
-            check_positive_int(angles=angles)
-            theta = np.arange(angles) * 180.0 / angles
-        else:
-            theta = np.asarray(angles, dtype=np.float64).ravel()
-            if theta.size == 0:
-                raise ValueError("angles is empty")
+        theta = _angles(angles)
         self.size, self.theta = size, theta
         self.shape = (size, size)
         self.sinogram_shape = (len(theta), size)

@@ -34,6 +34,7 @@ from .._validation import (
     check_positive_int,
     check_positive_number,
 )
+from ..data.images import check_images
 from ..nn.conv import ConvGradNet
 
 __all__ = ["ConvexRegularizer", "RegularizerNetwork"]
@@ -44,6 +45,11 @@ _PRETRAINED = {"bsd": "crr_bsd.pt"}
 def _check_net(net: Any) -> None:
     if not isinstance(net, nn.Module):
         raise TypeError(f"net must be an nn.Module, got {type(net).__name__}")
+    if getattr(net, "in_channels", None) != 1:
+        raise TypeError(
+            f"net must be an image network of one input channel (in_channels=1, e.g. "
+            f"ConvGradNet), got {type(net).__name__}"
+        )
     if not getattr(net, "monotone", False):
         raise ValueError(
             f"net must be monotone (an mGradNet) for a convex regularizer; "
@@ -57,7 +63,8 @@ class RegularizerNetwork(nn.Module):
 
     Arguments:
         net: A monotone image gradient network (``net(x)`` the gradient, ``net.potential(x)``
-            the value, ``net.lipschitz_bound()``), e.g. :class:`~otgrad.nn.ConvGradNet`.
+            the value, ``net.lipschitz_bound()``, ``net.in_channels == 1``), e.g.
+            :class:`~otgrad.nn.ConvGradNet`.
         lmbda: The initial strength :math:`\lambda > 0` (learned).
         mu: The initial scale :math:`\mu > 0` (learned).
 
@@ -243,14 +250,13 @@ class ConvexRegularizer(Estimator):
         """
         from .training import train_denoiser
 
-        if not isinstance(images, (list, tuple)) or not images:
-            raise ValueError("images must be a nonempty list of 2D arrays")
+        images = check_images(images)
         self.__dict__.pop("regularizer_", None)
         with self._seeded() as seed:
             net = self._copy_net(self.net) or ConvGradNet()
             module = RegularizerNetwork(net, self.lmbda, self.mu)
             module = module.to(device=self._device(), dtype=self.dtype)
-            self.history_ = train_denoiser(module, list(images), self, seed)
+            self.history_ = train_denoiser(module, images, self, seed)
         self.regularizer_, self.strengths_ = module, {}
         return self
 
@@ -289,7 +295,7 @@ class ConvexRegularizer(Estimator):
         key = _label(label)
         if key not in self.strengths_:
             raise ValueError(
-                f"no strength recorded for {label!r}; known: {sorted(self.strengths_)}"
+                f"label {label!r} has no recorded strength; known: {sorted(self.strengths_)}"
             )
         return self.set_strength(*self.strengths_[key])
 
