@@ -212,6 +212,7 @@ def _map(args: argparse.Namespace) -> int:
     if args.source is None or args.target is None:
         raise _fail("map", "give SOURCE and TARGET files (or --load and --apply)")
     _check_output(args.out, "map", (".pt",))
+    _check_output(args.output, "map", (".npy", ".csv"))  # the transported source points
     X, Y = read_points(args.source, "SOURCE", "map"), read_points(args.target, "TARGET", "map")
     from .train import init_distributed, is_main_process
 
@@ -223,6 +224,9 @@ def _map(args: argparse.Namespace) -> int:
     if is_main_process():
         _report_map(est, X, Y)
         _save(est, args.out)
+        if args.output:
+            write_points(args.output, est.transform(X))
+            print(f"transported source points: {args.output}")
     return 0
 
 
@@ -246,10 +250,11 @@ def _report_map(est: Any, X: Any, Y: Any) -> None:
 
 
 def _guard(command: str, work: Callable[[], Any]) -> Any:
-    r"""Runs ``work``, turning the library's ``TypeError``/``ValueError`` into a clean exit."""
+    r"""Runs ``work``, turning the library's ``TypeError``, ``ValueError`` and
+    ``FloatingPointError`` (a diverged fit) into a clean exit."""
     try:
         return work()
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, FloatingPointError) as e:
         raise _fail(command, e) from e
 
 
@@ -356,6 +361,13 @@ def _reconstruct(args: argparse.Namespace) -> int:
     dest = args.output or os.path.splitext(args.image)[0] + "_reconstructed.npy"
     _check_output(dest, "reconstruct", (".npy", ".png"))
     y = torch.as_tensor(_read_image(args.image), dtype=torch.float32)[None, None]
+    if not bool(torch.isfinite(y).all()):
+        raise _fail("reconstruct", "IMAGE contains NaN or infinite values")
+    if not (y.min() >= -1 and y.max() <= 2):  # noisy images stray a little outside [0, 1]
+        raise _fail(
+            "reconstruct", f"IMAGE has values in [{float(y.min()):.4g}, {float(y.max()):.4g}]; "
+            "it must be in [0, 1] (divide an 8-bit image by 255)",
+        )  # fmt: skip
     if args.load:
         reg = _load(ConvexRegularizer, args.load, "reconstruct")
         _guard("reconstruct", lambda: reg.use_strength(args.sigma))
@@ -369,6 +381,10 @@ def _reconstruct(args: argparse.Namespace) -> int:
         if args.mask is None:
             raise _fail("reconstruct", "--task inpaint needs --mask MASK.npy")
         mask = read_points(args.mask, "--mask", "reconstruct")
+        if mask.shape != tuple(y.shape[-2:]):
+            raise _fail(
+                "reconstruct", f"--mask has shape {mask.shape}, IMAGE {tuple(y.shape[-2:])}"
+            )
         op = _guard("reconstruct", lambda: Inpainting(torch.as_tensor(mask > 0.5)))
     out = _guard("reconstruct", lambda: reconstruct(y, op, reg, max_iter=args.max_iter))
     image = out.x[0, 0].clamp(0, 1).numpy()
