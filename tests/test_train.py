@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import torch
 
 from otgrad.nn import GradNetC
 from otgrad.train import fit
+
+from . import kill_worker
 
 
 def mse(m, x, y):
@@ -183,6 +191,30 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, mode):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot resume"):
         run(path)
+
+
+def test_sigkill_and_resume_is_bit_identical(tmp_path):
+    """A training process killed with SIGKILL mid-run resumes from its last checkpoint (saved
+    atomically) and ends bit-identical to a run that was never interrupted."""
+    path = tmp_path / "state.pt"
+    cmd = [sys.executable, "-m", "tests.kill_worker", str(path)]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).parent.parent)
+    try:
+        deadline = time.monotonic() + 120
+        while not (path.exists() and torch.load(path, weights_only=True)["epoch"] >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker stopped"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = torch.load(path, weights_only=True)["epoch"]
+    assert 2 <= done < kill_worker.EPOCHS - 1  # killed mid-run
+    resumed, hist = kill_worker.run(path)
+    reference, ref_hist = kill_worker.run()
+    for p, q in zip(reference.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert (hist.train_loss, hist.steps) == (ref_hist.train_loss, ref_hist.steps)
 
 
 def test_compiled_step_matches_eager():
