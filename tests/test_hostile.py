@@ -261,9 +261,6 @@ BRENIER = {
     "lr=nan": Case(lambda f: BrenierMap(lr=NAN), ValueError, "lr"),
     "epsilon=-1": Case(lambda f: BrenierMap(epsilon=-1.0), ValueError, "epsilon"),
     "time_limit=-1": Case(lambda f: BrenierMap(time_limit=-1.0), ValueError, "time_limit"),
-    "dtype=int32": Case(lambda f: BrenierMap(dtype=torch.int32), TypeError, "dtype"),
-    "seed='abc'": Case(lambda f: BrenierMap(seed="abc"), TypeError, "seed"),
-    "seed=2**70": Case(lambda f: BrenierMap(seed=2**70), ValueError, "seed"),
     "net not a gradient network": Case(
         lambda f: BrenierMap(net=torch.nn.Linear(2, 2)), TypeError, "net"
     ),
@@ -275,10 +272,6 @@ BRENIER = {
         lambda f: brenier().save(f["dir"] / "no" / "m.pt"), ValueError, "does not exist"
     ),
 }  # fmt: skip
-if not CUDA:
-    BRENIER["device='cuda' without CUDA"] = Case(
-        lambda f: BrenierMap(device="cuda"), ValueError, "device"
-    )
 
 FLOW = {
     "constant data": Case(
@@ -444,6 +437,28 @@ INVERSE = {
         lambda f: ConvexRegularizer(GradNetC(2, 4)), TypeError, "net"
     ),
 }  # fmt: skip
+
+# the settings every head shares, on every head
+SHARED = [
+    ("seed='abc'", {"seed": "abc"}, TypeError, "seed"),
+    ("seed=2**70", {"seed": 2**70}, ValueError, "seed"),
+    ("seed=-1", {"seed": -1}, ValueError, "seed"),
+    ("time_limit=nan", {"time_limit": NAN}, ValueError, "time_limit"),
+    ("dtype=torch.int32", {"dtype": torch.int32}, TypeError, "dtype"),
+    ("device='gpu'", {"device": "gpu"}, ValueError, "device"),
+    ("progress='yes'", {"progress": "yes"}, TypeError, "progress"),
+]
+if not CUDA:
+    SHARED.append(("device='cuda' without CUDA", {"device": "cuda"}, ValueError, "device"))
+HEADS = [
+    (BRENIER, BrenierMap),
+    (FLOW, functools.partial(ConvexPotentialFlow, 2)),
+    (SCORE, ScoreModel),
+    (INVERSE, ConvexRegularizer),
+]
+for table, make in HEADS:
+    for name, kwargs, error, match in SHARED:
+        table[name] = Case(lambda f, make=make, kwargs=kwargs: make(**kwargs), error, match)
 
 TABLES = {"library": LIBRARY, "ot": BRENIER, "flows": FLOW, "score": SCORE, "inverse": INVERSE}
 CASES = [(f"{t}: {name}", case) for t, table in TABLES.items() for name, case in table.items()]
