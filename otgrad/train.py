@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -115,8 +116,18 @@ def init_distributed() -> bool:
 
 
 def _destroy_process_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    r"""Tears the process group down, after all processes arrive (a process that destroys
+    its group while another still talks to it can abort), waiting at most a minute."""
+    if not dist.is_initialized():
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+        else:
+            dist.barrier()
+    except RuntimeError:  # another process failed: tear down anyway
+        pass
+    dist.destroy_process_group()
 
 
 def world() -> tuple[int, int]:
