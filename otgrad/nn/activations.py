@@ -393,6 +393,27 @@ class LinearSpline(Activation):
         c = self.values()
         return ((c[:, 1:] - c[:, :-1]).abs() / (self.knots[1] - self.knots[0])).amax(-1)
 
+    @torch.no_grad()
+    def channels_first(self, u: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+        r""":math:`\sigma_c(\text{scale}_c\, u + \text{shift}_c)` for ``u`` of shape
+        ``(B, h, *)`` (units on axis 1, images' layout), without gradients.
+
+        The solvers' path: one affine map to knot coordinates, the segment by ``floor``, and
+        the value from the segment's start and slope, with the temporaries reused in place
+        (four times faster than :meth:`forward` on a moved axis). Equal to :meth:`forward`
+        up to rounding.
+        """
+        c = self.values()
+        h, K = c.shape
+        view = (h,) + (1,) * (u.dim() - 2)
+        t0, delta = self.knots[0], self.knots[1] - self.knots[0]
+        s = torch.addcmul(((shift - t0) / delta).reshape(view), u, (scale / delta).reshape(view))
+        j = s.floor().clamp_(0, K - 2)
+        frac = s.sub_(j).clamp_(0, 1)
+        idx = j.to(torch.int64).add_((torch.arange(h, device=u.device) * (K - 1)).reshape(view))
+        start, rise = c[:, :-1].contiguous(), (c[:, 1:] - c[:, :-1]).contiguous()
+        return torch.addcmul(start.take(idx), rise.take(idx), frac)
+
 
 class GroupActivation(nn.Module):
     r"""A convex :math:`\phi : \mathbb{R}^h \to \mathbb{R}` applied to ``groups`` groups at once.

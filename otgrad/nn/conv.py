@@ -231,6 +231,10 @@ class ConvGradNet(nn.Module):
     def _map(self, u: Tensor, derivative: bool) -> tuple[Tensor, Tensor | None]:
         alpha = positive(self.raw_alpha, self.monotone)
         beta = positive(self.raw_beta, self.monotone)
+        if self.layers == 1 and self.activation == "spline" and not derivative:
+            if not torch.is_grad_enabled():  # the solvers' path, in the images' layout
+                g = self.acts[0].channels_first(u, beta[0], beta[0] * self.bias[0])
+                return g.mul_(alpha[0].reshape(-1, 1, 1)), None
         g, gp = cascade_map(u.movedim(1, -1), self.acts, alpha, beta, self.bias, derivative)
         return g.movedim(-1, 1), (gp.movedim(-1, 1) if derivative else None)
 

@@ -98,3 +98,21 @@ def test_group_calculus(make):
             eig = torch.linalg.eigvalsh(hess)
             assert float(eig.min()) >= -1e-12  # convex
             assert float(eig.max()) <= float(act.hessian_bound()[g]) + 1e-12
+
+
+@pytest.mark.parametrize("monotone", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_spline_channels_first_path_equals_forward(monotone, seed):
+    """The solvers' channel-first spline equals the autograd path, inside and outside the knots."""
+    gen = torch.Generator().manual_seed(seed)
+    h, knots = 3 + seed, 4 + 3 * seed
+    spline = LinearSpline(h, knots=knots, monotone=monotone, span=0.5 + seed).double()
+    with torch.no_grad():
+        spline.raw.add_(0.5 * torch.randn(spline.raw.shape, generator=gen, dtype=torch.float64))
+    scale = torch.rand(h, generator=gen, dtype=torch.float64) * 3
+    shift = torch.randn(h, generator=gen, dtype=torch.float64)
+    u = 2 * (1 + seed) * torch.randn(2, h, 5, 7, generator=gen, dtype=torch.float64)
+    expected = spline(u.movedim(1, -1) * scale + shift).movedim(-1, 1)
+    torch.testing.assert_close(
+        spline.channels_first(u, scale, shift), expected, rtol=0, atol=1e-12
+    )
