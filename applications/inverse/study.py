@@ -403,7 +403,7 @@ def run_convergence(
         "FISTA": dict(accelerated=True, restart=False),
         "FISTA + restart": dict(accelerated=True, restart=True),
     }.items():
-        r = reconstruct(y, operator, reg, max_iter=iterations, tol=1e-12, **kw)
+        r = reconstruct(y, operator, reg, max_iter=iterations, tol=1e-12, record=True, **kw)
         out[name] = [float(v.sum()) for v in r.objective]
     a = reconstruct(y, operator, reg, max_iter=5000, tol=1e-9)
     b = reconstruct(y, operator, reg, x0=torch.zeros_like(a.x), max_iter=5000, tol=1e-9)

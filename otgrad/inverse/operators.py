@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,33 @@ from torch import Tensor
 from .._validation import check_positive_int, check_positive_number
 from ..calculus import power_iteration
 
-__all__ = ["LinearOperator", "Denoising", "Blur", "Inpainting", "Tomography", "gaussian_kernel"]
+__all__ = [
+    "LinearOperator",
+    "Denoising",
+    "Blur",
+    "Inpainting",
+    "Tomography",
+    "gaussian_kernel",
+    "operator_norm_squared",
+]
+
+
+def operator_norm_squared(
+    operator: Any,
+    shape: tuple[int, ...],
+    iterations: int = 200,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> float:
+    r""":math:`\|A\|_2^2` of any operator with ``A`` and ``A_adjoint`` (an otgrad operator, a
+    deepinv physics), by power iteration on :math:`A^\top A` for inputs of ``shape``, slightly
+    enlarged (power iteration approaches from below)."""
+    gen = torch.Generator().manual_seed(0)
+    lam = power_iteration(
+        lambda v: operator.A_adjoint(operator.A(v)), tuple(shape), iterations=iterations,
+        dtype=dtype, device=device, generator=gen,
+    )  # fmt: skip
+    return lam * (1 + 1e-3)
 
 
 class LinearOperator:
@@ -50,15 +77,7 @@ class LinearOperator:
         """
         if shape is None:
             raise ValueError(f"{type(self).__name__}.norm_squared needs the image shape")
-        gen = torch.Generator().manual_seed(0)
-        lam = power_iteration(
-            lambda v: self.A_adjoint(self.A(v)),
-            tuple(shape),
-            iterations=iterations,
-            dtype=torch.float64,
-            generator=gen,
-        )
-        return lam * (1 + 1e-3)  # power iteration approaches from below
+        return operator_norm_squared(self, shape, iterations)
 
     def check(self, x: Tensor, name: str = "x") -> None:
         r"""Raises a ``ValueError`` if ``x`` is not a ``(B, 1, H, W)`` image of the expected size."""

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .._validation import check_positive_int, check_positive_number
-from .operators import LinearOperator
+from .operators import LinearOperator, operator_norm_squared
 
 __all__ = ["Reconstruction", "reconstruct", "data_fidelity"]
 
@@ -75,14 +75,15 @@ def reconstruct(
     accelerated: bool = True,
     restart: bool = True,
     bounds: tuple[float, float] | None = None,
-    record: bool = True,
+    record: bool = False,
     callback: Callable[[int, Tensor], None] | None = None,
 ) -> Reconstruction:
     r"""Minimizes :math:`\frac12\|Ax - y\|^2 + R(x)` by gradient descent with step :math:`1/L`.
 
     Arguments:
         y: The measurements (the shape ``operator.A`` returns for a ``(B, 1, H, W)`` image).
-        operator: The forward operator (``A``, ``A_adjoint``, ``norm_squared``).
+        operator: The forward operator: ``A`` and ``A_adjoint`` (an otgrad operator, or a
+            deepinv physics), and ``norm_squared`` if it has one (else power iteration).
         regularizer: A fitted :class:`~otgrad.inverse.ConvexRegularizer` or a
             :class:`~otgrad.inverse.RegularizerNetwork` (``value_and_grad``, ``value`` for the
             recorded objective, ``lipschitz_bound``).
@@ -95,7 +96,8 @@ def reconstruct(
         restart: Adaptive gradient restart of the momentum (FISTA only).
         bounds: Project onto the box ``[lo, hi]`` after each step (projected gradient: the
             objective is then the constrained one).
-        record: Record :math:`F(x_k)` at every iteration (one more network pass for the value).
+        record: Record :math:`F(x_k)` at every iteration (one more network pass for the
+            value per iteration, so off by default).
         callback: Called as ``callback(k, x_k)`` after each iteration.
 
     Returns:
@@ -110,7 +112,7 @@ def reconstruct(
         >>> out.converged, out.x.shape
         (True, torch.Size([2, 1, 16, 16]))
     """
-    _check_arguments(y, regularizer, max_iter, tol, bounds)
+    _check_arguments(y, operator, regularizer, max_iter, tol, bounds)
     with torch.no_grad():
         x, step = _start(y, operator, regularizer, x0)
         out = Reconstruction(x=x, step=step)
@@ -144,7 +146,14 @@ def reconstruct(
     return out
 
 
-def _check_arguments(y: Any, regularizer: Any, max_iter: Any, tol: Any, bounds: Any) -> None:
+def _check_arguments(
+    y: Any, operator: Any, regularizer: Any, max_iter: Any, tol: Any, bounds: Any
+) -> None:
+    if not all(callable(getattr(operator, m, None)) for m in ("A", "A_adjoint")):
+        raise TypeError(
+            f"operator must have A and A_adjoint (an otgrad operator or a deepinv physics), "
+            f"got {type(operator).__name__}"
+        )
     if not isinstance(y, Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
     if y.numel() == 0:
@@ -172,7 +181,10 @@ def _start(
 ) -> tuple[Tensor, float]:
     r"""The initial image and the step :math:`1/L`."""
     ref = operator.A_adjoint(y)
-    norm_a = operator.norm_squared(tuple(ref.shape))
+    if callable(getattr(operator, "norm_squared", None)):
+        norm_a = operator.norm_squared(tuple(ref.shape))
+    else:  # another library's operator (a deepinv physics): power iteration in y's dtype
+        norm_a = operator_norm_squared(operator, tuple(ref.shape), dtype=y.dtype, device=y.device)
     if x0 is None:
         x = ref / max(norm_a, 1e-12)
     elif x0.shape != ref.shape:

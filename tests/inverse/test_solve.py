@@ -43,7 +43,7 @@ def _image(n=16):
 def test_plain_gradient_descent_never_increases_the_objective(op):
     x = _image()
     y = op.A(x) + 0.05 * torch.randn(op.A(x).shape, dtype=torch.float64)
-    out = reconstruct(y, op, _reg(), accelerated=False, max_iter=150, tol=1e-12)
+    out = reconstruct(y, op, _reg(), accelerated=False, max_iter=150, tol=1e-12, record=True)
     f = torch.stack(out.objective)[:, 0]
     assert bool((f[1:] <= f[:-1] + 1e-12 * f[0].abs()).all())
     assert float(f[-1]) < float(f[0])
@@ -106,3 +106,28 @@ def test_reconstruct_argument_errors():
         reconstruct(y, Denoising(), _reg(), bounds=(1.0, 0.0))
     with pytest.raises(ValueError, match="tol"):
         reconstruct(y, Denoising(), _reg(), tol=float("nan"))
+
+
+class _ForeignBlur:
+    """Another library's operator: A and A_adjoint only (no norm_squared), like a deepinv physics."""
+
+    def __init__(self, op):
+        self.op = op
+
+    def A(self, x):  # noqa: N802
+        return self.op.A(x)
+
+    def A_adjoint(self, y):  # noqa: N802
+        return self.op.A_adjoint(y)
+
+
+def test_an_operator_with_only_a_and_its_adjoint_works():
+    x = _image()
+    op = Blur((16, 16), sigma=1.0)
+    y = op.A(x) + 0.02 * torch.randn(x.shape, dtype=torch.float64)
+    ours = reconstruct(y, op, _reg(), tol=1e-9, max_iter=5000)
+    foreign = reconstruct(y, _ForeignBlur(op), _reg(), tol=1e-9, max_iter=5000)
+    assert foreign.step == pytest.approx(ours.step, rel=1e-3)  # power iteration vs closed form
+    torch.testing.assert_close(foreign.x, ours.x, rtol=0, atol=1e-6)
+    with pytest.raises(TypeError, match="operator"):
+        reconstruct(y, object(), _reg())
