@@ -387,6 +387,9 @@ INVERSE = {
     "max_iter=0": Case(
         lambda f: reconstruct(image(), Denoising(), regularizer(), max_iter=0), ValueError, "max_iter"
     ),
+    "an operator without A": Case(
+        lambda f: reconstruct(image(), object(), regularizer()), TypeError, "operator"
+    ),
     "a gradient network as regularizer": Case(
         lambda f: reconstruct(image(), Denoising(), GradNetC(2, 4)), TypeError, "regularizer"
     ),

@@ -6,7 +6,16 @@ convex, so :func:`reconstruct` converges to its global minimizer with the step :
 from the network's Lipschitz bound.
 """
 
-from .operators import Blur, Denoising, Inpainting, LinearOperator, Tomography, gaussian_kernel
+from .interop import deepinv_prior
+from .operators import (
+    Blur,
+    Denoising,
+    Inpainting,
+    LinearOperator,
+    Tomography,
+    gaussian_kernel,
+    operator_norm_squared,
+)
 from .regularizer import ConvexRegularizer, RegularizerNetwork
 from .solve import Reconstruction, data_fidelity, reconstruct
 from .training import mean_psnr, noisy_copies, t_step_denoiser, tune_strength
@@ -19,6 +28,7 @@ __all__ = [
     "Inpainting",
     "Tomography",
     "gaussian_kernel",
+    "operator_norm_squared",
     "ConvexRegularizer",
     "RegularizerNetwork",
     "reconstruct",
@@ -32,4 +42,5 @@ __all__ = [
     "total_variation",
     "finite_differences",
     "divergence",
+    "deepinv_prior",
 ]
