@@ -14,6 +14,7 @@ from otgrad.data.images import load_image_set
 from otgrad.inverse import ConvexRegularizer, Denoising, noisy_copies
 
 from ..common import (
+    DOCS,
     add_run_options,
     check_choices,
     command_line,
@@ -26,11 +27,12 @@ from . import study
 from .examples import examples
 from .figures import plot_convergence, plot_images
 from .report import with_tv
+from .speed import run_speed
 
 __all__ = ["TASKS", "build_parser", "main"]
 
 PROG = "applications.inverse"
-TASKS = ("train", "denoise", "ct", "deblur", "convergence", "figures")
+TASKS = ("train", "denoise", "ct", "deblur", "convergence", "speed", "figures")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +160,45 @@ def _figures(run: _Run, reg: ConvexRegularizer) -> None:
         plot_images(images, run.path(f"inverse_{task}.png"))
 
 
-_TASKS = {"denoise": _denoise, "ct": _ct, "deblur": _deblur, "convergence": _convergence}
+def _tv_lambdas(run: _Run) -> dict[str, float]:
+    r"""TV's weight per noise level: from a denoising run in ``--out`` (or the committed one),
+    else tuned on two held-out images."""
+    for path in (run.path("inverse_denoise_tv.json"), run.path("inverse_denoise.json"),
+                 os.path.join(DOCS, "inverse", "inverse_denoise_tv.json")):  # fmt: skip
+        result = load_json(path)
+        if result and all("tv_lambda" in row for row in result["results"].values()):
+            return {k: row["tv_lambda"] for k, row in result["results"].items()}
+    _, held, _ = study.split_images(run.args.data_dir, 2, 2)
+    clean = study.to_tensors([im[:64, :64] for im in held])
+    return {
+        f"{s:g}": study.tune_tv(clean, noisy_copies(clean, s), Denoising(), grid=[0.02, 0.06])[0]
+        for s in run.sigmas
+    }
+
+
+def _speed(run: _Run, reg: ConvexRegularizer) -> None:
+    q = run.q
+    r = run_speed(
+        reg, _tv_lambdas(run), data_dir=run.args.data_dir, sigmas=run.sigmas,
+        size=32 if q else 256, images=1 if q else 4, tols=(1e-3,) if q else (1e-4, 1e-5),
+    )  # fmt: skip
+    run.save(r, "inverse_speed.json")
+    for key in run.sigmas:
+        row = r[f"{key:g}"]
+        best = {k: v for k, v in row.items() if isinstance(v, dict)}
+        print(
+            f"sigma={key:g}: "
+            + ", ".join(f"{k} {v['seconds']:.2f} s {v['psnr']:.2f} dB" for k, v in best.items())
+        )
+
+
+_TASKS = {
+    "denoise": _denoise,
+    "ct": _ct,
+    "deblur": _deblur,
+    "convergence": _convergence,
+    "speed": _speed,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,7 +36,7 @@ def test_quick_run(data_dir, tmp_path, capsys):
     rc = main(
         [
             "--tasks",
-            "train,denoise,ct,deblur,convergence",
+            "train,denoise,ct,deblur,convergence,speed",
             "--quick",
             "--data-dir",
             str(data_dir),
@@ -57,6 +57,11 @@ def test_quick_run(data_dir, tmp_path, capsys):
     assert np.isfinite([ct["fbp"], ct["tv"], ct["convex_regularizer"]]).all()
     conv = json.loads((out / "inverse_convergence.json").read_text())
     assert conv["two_inits_relative_distance"] < 1e-4
+    speed = json.loads((out / "inverse_speed.json").read_text())
+    for sigma in ("5", "15", "25"):
+        for solver in ("ours_tol0.001", "tv_tol0.001", "skimage_tv"):
+            assert speed[sigma][solver]["seconds"] > 0
+            assert speed[sigma][solver]["psnr"] > denoise["results"][sigma]["noisy"] - 5
     for name in ("denoise", "ct", "deblur", "convergence"):
         assert (out / f"inverse_{name}.png").stat().st_size > 1000
     assert "sigma=25" in capsys.readouterr().out
