@@ -100,6 +100,14 @@ def _image_net():
     return net, lambda m: m(_like(m, x))
 
 
+def _modular_image_net():
+    from otgrad.nn import ConvGradNetM
+
+    net = ConvGradNetM((1, 3, 4), modules=2, kernel_size=3)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    return net, lambda m: m(_like(m, x))
+
+
 def _score_net(name: str):
     def make():
         from otgrad import score
@@ -135,6 +143,7 @@ def _regularizer():
 #: Registered modules that are not built by :func:`build`: name -> () -> (module, probe).
 MODULES = {
     "ConvGradNet": _image_net,
+    "ConvGradNetM": _modular_image_net,
     "NoiseConditionalGradNet": _score_net("NoiseConditionalGradNet"),
     "NoiseConditionalMLP": _score_net("NoiseConditionalMLP"),
     "NoiseConditionalGradMLP": _score_net("NoiseConditionalGradMLP"),
