@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     iv.add_argument("--data-dir", default=None, help="folder with bsd/ and ct/ (../shared/data)")
     iv.add_argument("--weights", default=None, help="a saved ConvexRegularizer to evaluate")
     iv.add_argument("--channels", default="1,8,32", help="channels of the multi-convolution")
+    iv.add_argument(
+        "--arch", choices=["crr", "cascade", "modular"], default="crr",
+        help="network: single-layer spline (CRR-NN), cascaded mGradNet-C, modular mGradNet-M",
+    )  # fmt: skip
+    iv.add_argument("--layers", type=int, default=2, help="cascade layers (--arch cascade)")
+    iv.add_argument("--modules", type=int, default=8, help="modules (--arch modular)")
     iv.add_argument("--iterations", type=int, default=6000, help="training steps")
     iv.add_argument("--t-steps", type=int, default=10, help="steps of the t-step denoiser")
     iv.add_argument("--sigma-train", type=float, default=5.0, help="training noise (0-255)")
@@ -82,15 +88,17 @@ def _train(run: _Run) -> ConvexRegularizer:
     reg, rec = study.run_train(
         data_dir=a.data_dir, sigma=a.sigma_train, sigmas=run.sigmas,
         steps=2 if q else a.t_steps, iterations=4 if q else a.iterations,
-        batch_size=8 if q else 128, channels=split_list(a.channels, int), val=2 if q else 40,
+        batch_size=8 if q else 128, channels=split_list(a.channels, int), arch=a.arch,
+        layers=a.layers, modules=a.modules, val=2 if q else 40,
         train_limit=6 if q else None, tune_rounds=1 if q else 4, device=a.device, seed=a.seed,
         time_limit=a.time_limit, checkpoint=run.path("train_state.pt"), stride=None if q else 10,
         init=a.init,
     )  # fmt: skip
-    reg.save(run.path("crr_bsd.pt"))
+    weights = run.path(f"{a.arch}_bsd.pt")
+    reg.save(weights)
     run.save(rec, "inverse_train.json")
     print(f"trained in {rec['train_seconds']:.0f} s; validation PSNR {rec['validation_psnr']}")
-    return ConvexRegularizer.load(run.path("crr_bsd.pt"))
+    return ConvexRegularizer.load(weights)
 
 
 def _regularizer(run: _Run) -> ConvexRegularizer:

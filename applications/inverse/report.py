@@ -9,7 +9,7 @@ from collections.abc import Callable
 from ..common import DOCS, command_note, load_json, load_result, markdown_table, where
 from .published import CRR_NN_TRAINING
 
-__all__ = ["with_tv", "denoise_table", "psnr_table"]
+__all__ = ["with_tv", "denoise_table", "psnr_table", "speed_table"]
 
 _NAN = float("nan")
 
@@ -56,6 +56,29 @@ def psnr_table(result: dict, task: str) -> str:
     key, title = _BASELINES[task]
     body = [[f"{result[k]:.2f}" for k in (key, "tv", "convex_regularizer")]]
     return markdown_table([title, "TV", "ours (convex)"], body, align="r")
+
+
+def speed_table(result: dict) -> str:
+    r"""Seconds per image, iterations and PSNR of each solver at each noise level."""
+    body = []
+    for key, row in result.items():
+        if not (isinstance(row, dict) and "skimage_tv" in row):
+            continue
+        for name, label in _speed_columns(row):
+            r = row[name]
+            its = "" if r["iterations"] is None else f"{r['iterations']:.0f}"
+            body.append([key, label, f"{r['seconds']:.3g}", its, f"{r['psnr']:.2f}"])
+    head = ["sigma", "solver", "seconds per image", "iterations", "PSNR (dB)"]
+    return markdown_table(head, body, align="r")
+
+
+def _speed_columns(row: dict) -> list[tuple[str, str]]:
+    cols = []
+    for name in row:
+        if name.startswith("ours_tol"):
+            tol = name.removeprefix("ours_tol")
+            cols += [(name, f"ours, tol {tol}"), (f"tv_tol{tol}", f"TV (Condat-Vu), tol {tol}")]
+    return [*cols, ("skimage_tv", "scikit-image TV (Chambolle)")]
 
 
 # ---------------------------------------------------------------------- docs/benchmarks.md
@@ -167,3 +190,15 @@ def convergence() -> str:
         "noisy image and from zero the solver reaches the same minimizer: relative distance "
         f"{cv['two_inits_relative_distance']:.1e} after {a} / {b} iterations. {command_note(cv)}."
     )
+
+
+def speed_setup() -> str:
+    r"""The images, their size and the threads of the speed task."""
+    r = _load("speed")
+    return f"{r['images']} BSD68 crops of {r['size']}x{r['size']}, {r['threads']} CPU threads"
+
+
+def speed() -> str:
+    r"""The command and the table of the speed task."""
+    r = _load("speed")
+    return f"{command_note(r)}.\n\n{speed_table(r)}"

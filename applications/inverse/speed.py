@@ -109,7 +109,7 @@ def run_speed(
     clean = crops(test, size)
     held = crops(split_images(data_dir, 2, 2)[1], size)
     out: dict[str, Any] = {"images": len(clean), "size": size, "threads": torch.get_num_threads()}
-    grid = [0.02, 0.04, 0.06, 0.08, 0.1, 0.13, 0.16]
+    grid = [0.0025 * 2 ** (k / 2) for k in range(15)]  # 0.0025 to 0.32
     for sigma in sigmas:
         key = f"{sigma:g}"
         weight = _skimage_weight(held, sigma, grid)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from otgrad.data.images import load_image_set
 from otgrad.inverse import (
@@ -26,7 +26,7 @@ from otgrad.inverse import (
     tune_strength,
     tv_reconstruct,
 )
-from otgrad.nn.conv import ConvGradNet
+from otgrad.nn import ConvGradNet, ConvGradNetM
 
 from .published import CRR_NN_PUBLISHED, WCRR_NN_PUBLISHED
 
@@ -59,10 +59,24 @@ def split_images(data_dir: str | None, val: int, limit: int | None) -> tuple[lis
 
 
 def make_network(
-    channels: Sequence[int] = (1, 8, 32), kernel_size: int = 7, knots: int = 21
-) -> ConvGradNet:
-    r"""CRR-NN's network: a single-layer spline mGradNet on a 1-8-32 multi-convolution."""
-    return ConvGradNet(channels, kernel_size, knots=knots, span=0.1)
+    channels: Sequence[int] = (1, 8, 32),
+    kernel_size: int = 7,
+    knots: int = 21,
+    arch: str = "crr",
+    layers: int = 2,
+    modules: int = 8,
+) -> nn.Module:
+    r"""A monotone image network by architecture: ``"crr"`` (CRR-NN's single-layer spline
+    mGradNet on a 1-8-32 multi-convolution), ``"cascade"`` (the cascaded mGradNet-C of
+    ``layers`` spline layers, eq. (39)) or ``"modular"`` (the mGradNet-M of ``modules``
+    softmax modules over the channels, Thm 12)."""
+    if arch == "crr":
+        return ConvGradNet(channels, kernel_size, knots=knots, span=0.1)
+    if arch == "cascade":
+        return ConvGradNet(channels, kernel_size, layers=layers, knots=knots, span=0.1)
+    if arch == "modular":
+        return ConvGradNetM(channels, modules, kernel_size)
+    raise ValueError(f"arch must be 'crr', 'cascade' or 'modular', got {arch!r}")
 
 
 def network(reg: ConvexRegularizer, device: str | torch.device = "cpu") -> RegularizerNetwork:
@@ -95,11 +109,12 @@ def tune_tv(
 
 
 def _estimator(
-    init: str | None, channels: Sequence[int], device: str, **options: Any
+    init: str | None, network: dict[str, Any], device: str, **options: Any
 ) -> ConvexRegularizer:
-    r"""A regularizer to train: CRR-NN's network, or warm-started from a saved one."""
+    r"""A regularizer to train: a new network (``network``: the arguments of
+    :func:`make_network`), or warm-started from a saved one."""
     if init is None:
-        return ConvexRegularizer(make_network(channels), device=device, **options)
+        return ConvexRegularizer(make_network(**network), device=device, **options)
     start = ConvexRegularizer.load(init)
     module = start.regularizer_
     return ConvexRegularizer(module.net, module.lmbda, module.mu, device=device, **options)
@@ -114,6 +129,9 @@ def run_train(
     iterations: int = 6000,
     batch_size: int = 128,
     channels: Sequence[int] = (1, 8, 32),
+    arch: str = "crr",
+    layers: int = 2,
+    modules: int = 8,
     val: int = 40,
     train_limit: int | None = None,
     tune_rounds: int = 4,
@@ -136,8 +154,9 @@ def run_train(
         training curve, the tuned :math:`(\lambda, \mu)` and the validation PSNRs.
     """
     train, held, source = split_images(data_dir, val, train_limit)
+    network = {"channels": channels, "arch": arch, "layers": layers, "modules": modules}
     reg = _estimator(
-        init, channels, device, sigma=sigma, t_steps=steps, iterations=iterations,
+        init, network, device, sigma=sigma, t_steps=steps, iterations=iterations,
         batch_size=batch_size, stride=stride, time_limit=time_limit, checkpoint=checkpoint,
         seed=seed, progress=progress,
     )  # fmt: skip
@@ -161,6 +180,9 @@ def run_train(
         "iterations": reg.history_.steps,
         "batch_size": batch_size,
         "channels": list(channels),
+        "arch": arch,
+        "layers": layers if arch == "cascade" else 1,
+        "modules": modules if arch == "modular" else None,
         "parameters": sum(p.numel() for p in reg.regularizer_.parameters()),
         "train_seconds": seconds,
         "train_loss": reg.history_.train_loss,
