@@ -304,6 +304,12 @@ class SigmoidMixture(Activation):
         return (a.abs() * c).sum(-1) / 4
 
 
+def _lookup(table: Tensor, idx: Tensor) -> Tensor:
+    r"""``table.take(idx)`` by ``gather``, whose backward is a ``scatter_add`` (about five
+    times faster on CPU than ``take``'s accumulating ``put_``)."""
+    return table.reshape(-1).gather(0, idx.reshape(-1)).view(idx.shape)
+
+
 class LinearSpline(Activation):
     r"""A learnable linear spline per unit, as in convex ridge regularizers (CRR-NN).
 
@@ -364,13 +370,13 @@ class LinearSpline(Activation):
     def forward(self, t: Tensor) -> Tensor:
         c = self.values()
         idx, r, _, delta = self._locate(t)
-        lo, hi = c.take(idx), c.take(idx + 1)
+        lo, hi = _lookup(c, idx), _lookup(c, idx + 1)
         return lo + (hi - lo) / delta * r
 
     def value_and_derivative(self, t: Tensor) -> tuple[Tensor, Tensor]:
         c = self.values()
         idx, r, rel, delta = self._locate(t)
-        lo, hi = c.take(idx), c.take(idx + 1)
+        lo, hi = _lookup(c, idx), _lookup(c, idx + 1)
         slope = (hi - lo) / delta
         inside = (rel > 0) & (rel < delta)
         return lo + slope * r, slope * inside
@@ -385,9 +391,9 @@ class LinearSpline(Activation):
         B = torch.cat([torch.zeros_like(B[:, :1]), B], -1)  # (h, K)
         idx, r, rel, _ = self._locate(t)
         c0 = c[:, 0]
-        s_j = (c.take(idx + 1) - c.take(idx)) / delta
+        s_j = (_lookup(c, idx + 1) - _lookup(c, idx)) / delta
         ramp = r * r / 2 + delta * (rel - delta).clamp_min(0)
-        return c0 * t + (c.take(idx) - c0) * t - B.take(idx) + s_j * ramp
+        return c0 * t + (_lookup(c, idx) - c0) * t - _lookup(B, idx) + s_j * ramp
 
     def derivative_bound(self) -> Tensor:
         c = self.values()
@@ -412,7 +418,7 @@ class LinearSpline(Activation):
         frac = s.sub_(j).clamp_(0, 1)
         idx = j.to(torch.int64).add_((torch.arange(h, device=u.device) * (K - 1)).reshape(view))
         start, rise = c[:, :-1].contiguous(), (c[:, 1:] - c[:, :-1]).contiguous()
-        return torch.addcmul(start.take(idx), rise.take(idx), frac)
+        return torch.addcmul(_lookup(start, idx), _lookup(rise, idx), frac)
 
 
 class GroupActivation(nn.Module):
