@@ -27,12 +27,12 @@ from . import study
 from .examples import examples
 from .figures import plot_convergence, plot_images
 from .report import with_tv
-from .speed import run_speed
+from .speed import run_speed, run_train_speed
 
 __all__ = ["TASKS", "build_parser", "main"]
 
 PROG = "applications.inverse"
-TASKS = ("train", "denoise", "ct", "deblur", "convergence", "speed", "figures")
+TASKS = ("train", "denoise", "ct", "deblur", "convergence", "speed", "train-speed", "figures")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,12 +200,27 @@ def _speed(run: _Run, reg: ConvexRegularizer) -> None:
         )
 
 
+def _train_speed(run: _Run, reg: ConvexRegularizer) -> None:
+    q = run.q
+    rows = run_train_speed(
+        run.args.data_dir, t_steps=2 if q else run.args.t_steps, batch_size=4 if q else 128,
+        patch=12 if q else 40, steps=(1, 2) if q else (4, 12), device=run.args.device,
+    )  # fmt: skip
+    run.save(
+        {"networks": rows, "t_steps": 2 if q else run.args.t_steps}, "inverse_train_speed.json"
+    )
+    for r in rows:
+        print(f"{r['arch']} {r['channels']}: {r['parameters']} parameters, "
+              f"{r['seconds_per_iteration']:.2f} s per iteration")  # fmt: skip
+
+
 _TASKS = {
     "denoise": _denoise,
     "ct": _ct,
     "deblur": _deblur,
     "convergence": _convergence,
     "speed": _speed,
+    "train-speed": _train_speed,
 }
 
 

@@ -202,3 +202,15 @@ def speed() -> str:
     r"""The command and the table of the speed task."""
     r = _load("speed")
     return f"{command_note(r)}.\n\n{speed_table(r)}"
+
+
+def train_speed() -> str:
+    r"""The command and the table of seconds per training iteration per architecture."""
+    r = _load("train_speed")
+    body = [
+        [n["arch"], "-".join(map(str, n["channels"])), str(n.get("layers", "")),
+         str(n.get("modules", "")), f"{n['parameters']:,}", f"{n['seconds_per_iteration']:.2f}"]
+        for n in r["networks"]
+    ]  # fmt: skip
+    head = ["network", "channels", "layers", "modules", "parameters", "seconds per iteration"]
+    return f"{command_note(r)}.\n\n{markdown_table(head, body, align='r')}"

@@ -1,7 +1,8 @@
-r"""Reconstruction time per image, as a user meets it: denoising 256x256 crops of BSD68 on
-this machine with the shipped regularizer, beside TV solved by ``otgrad.inverse.tv_reconstruct``
-at the same tolerance and scikit-image's ``denoise_tv_chambolle`` (Chambolle's projection
-algorithm, its weight tuned on held-out images)."""
+r"""Time measurements: reconstruction time per image, as a user meets it (denoising 256x256
+crops of BSD68 with the shipped regularizer, beside TV solved by
+``otgrad.inverse.tv_reconstruct`` at the same tolerance and scikit-image's
+``denoise_tv_chambolle``, its weight tuned on held-out images), and the seconds per training
+iteration of each regularizer architecture."""
 
 from __future__ import annotations
 
@@ -16,9 +17,18 @@ from torch import Tensor
 from otgrad.data.images import load_image_set, psnr
 from otgrad.inverse import ConvexRegularizer, Denoising, noisy_copies, reconstruct, tv_reconstruct
 
-from .study import split_images, to_tensors
+from .study import make_network, split_images, to_tensors
 
-__all__ = ["crops", "run_speed"]
+__all__ = ["crops", "run_speed", "run_train_speed", "ARCHITECTURES"]
+
+#: The networks timed by :func:`run_train_speed`: CRR-NN's size and twice its width.
+ARCHITECTURES = [
+    {"arch": "crr", "channels": (1, 8, 32)},
+    {"arch": "cascade", "channels": (1, 8, 32), "layers": 2},
+    {"arch": "modular", "channels": (1, 8, 32), "modules": 8},
+    {"arch": "crr", "channels": (1, 8, 64)},
+    {"arch": "modular", "channels": (1, 8, 64), "modules": 16},
+]
 
 
 def crops(images: Sequence[np.ndarray], size: int) -> list[Tensor]:
@@ -117,3 +127,34 @@ def run_speed(
                    noisy_copies(clean, sigma), tols)  # fmt: skip
         out[key] = row
     return out
+
+
+def run_train_speed(
+    data_dir: str | None,
+    *,
+    t_steps: int = 10,
+    batch_size: int = 128,
+    patch: int = 40,
+    steps: tuple[int, int] = (4, 12),
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    r"""Seconds per training iteration of each network of :data:`ARCHITECTURES`: the
+    difference of two fits of ``steps`` iterations, over their difference (the setup and
+    the first steps cancel)."""
+    train, _, _ = split_images(data_dir, 40, 40)
+    rows = []
+    for spec in ARCHITECTURES:
+        seconds = []
+        for n in steps:
+            net = make_network(**spec)
+            reg = ConvexRegularizer(
+                net, sigma=5, t_steps=t_steps, iterations=n, epochs=1, batch_size=batch_size,
+                patch=patch, seed=0, progress=False, device=device,
+            ).fit(train)  # fmt: skip
+            seconds.append(reg.history_.seconds)
+        rows.append({
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()},
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "seconds_per_iteration": (seconds[1] - seconds[0]) / (steps[1] - steps[0]),
+        })  # fmt: skip
+    return rows

@@ -36,7 +36,7 @@ def test_quick_run(data_dir, tmp_path, capsys):
     rc = main(
         [
             "--tasks",
-            "train,denoise,ct,deblur,convergence,speed",
+            "train,denoise,ct,deblur,convergence,speed,train-speed",
             "--quick",
             "--data-dir",
             str(data_dir),
@@ -62,6 +62,10 @@ def test_quick_run(data_dir, tmp_path, capsys):
         for solver in ("ours_tol0.001", "tv_tol0.001", "skimage_tv"):
             assert speed[sigma][solver]["seconds"] > 0
             assert speed[sigma][solver]["psnr"] > denoise["results"][sigma]["noisy"] - 5
+    train_speed = json.loads((out / "inverse_train_speed.json").read_text())
+    archs = [r["arch"] for r in train_speed["networks"]]
+    assert archs == ["crr", "cascade", "modular", "crr", "modular"]
+    assert all(r["parameters"] > 0 for r in train_speed["networks"])
     for name in ("denoise", "ct", "deblur", "convergence"):
         assert (out / f"inverse_{name}.png").stat().st_size > 1000
     assert "sigma=25" in capsys.readouterr().out
