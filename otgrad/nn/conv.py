@@ -45,7 +45,7 @@ from .activations import LinearSpline, elementwise_activation
 from .base import positive, unconstrain
 from .cascade import cascade_map, cascade_slope_bound
 
-__all__ = ["MultiConv2d", "ConvGradNet", "check_image"]
+__all__ = ["MultiConv2d", "ImageGradientNetwork", "ConvGradNet", "check_image"]
 
 
 class MultiConv2d(nn.Module):
@@ -138,8 +138,51 @@ def operator_norm(kernel: Tensor, grid: int = 512, rigorous: bool = True) -> Ten
     return (top / (1 - excess)).sqrt()
 
 
+class ImageGradientNetwork(nn.Module):
+    r"""What the image gradient networks share: the multi-convolution ``conv`` (its kernel,
+    normalized if ``normalize`` and cached without gradient tracking, and its operator norm)
+    and the check of their ``(B, in_channels, H, W)`` inputs."""
+
+    conv: MultiConv2d
+    normalize: bool
+    in_channels: int
+
+    def _version(self) -> tuple:
+        return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in self.conv.weights)
+
+    def kernel(self) -> Tensor:
+        r"""The kernel of :math:`W` (divided by an estimate of its norm if ``normalize``).
+
+        Without gradient tracking (solvers) it is cached until the weights change.
+        """
+        cached = self.__dict__.get("_kernel_cache")
+        if not torch.is_grad_enabled() and cached is not None and cached[0] == self._version():
+            return cached[1]
+        k = self.conv.kernel()
+        if self.normalize:
+            k = k / operator_norm(k, grid=64, rigorous=False).clamp_min(1e-12)
+        if not torch.is_grad_enabled():
+            self.__dict__["_kernel_cache"] = (self._version(), k)
+        return k
+
+    def _check(self, x: Any, name: str = "x") -> Tensor:
+        p = self.conv.weights[0]
+        return check_image(x, name, self.in_channels, p.dtype, p.device)
+
+    def operator_norm(self, grid: int = 512) -> float:
+        r"""An upper bound on :math:`\|W\|_2` for images of any size (see :func:`operator_norm`)."""
+        key = (self._version(), grid)
+        cached = self.__dict__.get("_norm_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            value = float(operator_norm(self.kernel().double(), grid))
+        self.__dict__["_norm_cache"] = (key, value)
+        return value
+
+
 @register("ConvGradNet")
-class ConvGradNet(nn.Module):
+class ConvGradNet(ImageGradientNetwork):
     r"""A convolutional GradNet / mGradNet :math:`f(x) = W^\top g(Wx)` on image batches.
 
     Single layer (``layers=1``): :math:`g_c(u) = \alpha_c \sigma_c(u + b_c)` (eq. (7),
@@ -210,24 +253,6 @@ class ConvGradNet(nn.Module):
         return config_from_signature(self)
 
     # ------------------------------------------------------------------ structure
-    def _version(self) -> tuple:
-        return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in self.conv.weights)
-
-    def kernel(self) -> Tensor:
-        r"""The kernel of :math:`W` (divided by an estimate of its norm if ``normalize``).
-
-        Without gradient tracking (solvers) it is cached until the weights change.
-        """
-        cached = self.__dict__.get("_kernel_cache")
-        if not torch.is_grad_enabled() and cached is not None and cached[0] == self._version():
-            return cached[1]
-        k = self.conv.kernel()
-        if self.normalize:
-            k = k / operator_norm(k, grid=64, rigorous=False).clamp_min(1e-12)
-        if not torch.is_grad_enabled():
-            self.__dict__["_kernel_cache"] = (self._version(), k)
-        return k
-
     def _map(self, u: Tensor, derivative: bool) -> tuple[Tensor, Tensor | None]:
         alpha = positive(self.raw_alpha, self.monotone)
         beta = positive(self.raw_beta, self.monotone)
@@ -250,10 +275,6 @@ class ConvGradNet(nn.Module):
             u,
             64,
         )
-
-    def _check(self, x: Any, name: str = "x") -> Tensor:
-        p = self.conv.weights[0]
-        return check_image(x, name, self.in_channels, p.dtype, p.device)
 
     # ------------------------------------------------------------------ public API
     def forward(self, x: Tensor) -> Tensor:
@@ -308,17 +329,6 @@ class ConvGradNet(nn.Module):
         wv = self.conv(eye, k)  # (n, h, H, W)
         cols = self.conv.transpose((gp[:, None] * wv[None]).flatten(0, 1), k)
         return cols.reshape(x.shape[0], n, n).mT
-
-    def operator_norm(self, grid: int = 512) -> float:
-        r"""An upper bound on :math:`\|W\|_2` for images of any size (see :func:`operator_norm`)."""
-        key = (self._version(), grid)
-        cached = self.__dict__.get("_norm_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        with torch.no_grad():
-            value = float(operator_norm(self.kernel().double(), grid))
-        self.__dict__["_norm_cache"] = (key, value)
-        return value
 
     def slope_bound(self) -> float:
         r"""An upper bound on :math:`|g_c'|` over all channels."""

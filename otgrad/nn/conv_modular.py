@@ -30,11 +30,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_image, check_positive_int
+from .._validation import check_positive_int
 from ..io import config_from_signature, register
 from .activations import Softmax, group_activation, inverse_softplus
 from .base import positive, unconstrain
-from .conv import MultiConv2d, operator_norm
+from .conv import ImageGradientNetwork, MultiConv2d
 
 __all__ = ["ConvGradNetM"]
 
@@ -43,7 +43,7 @@ _BOUNDED = ("softmax", "wsoftmax")
 
 
 @register("ConvGradNetM")
-class ConvGradNetM(nn.Module):
+class ConvGradNetM(ImageGradientNetwork):
     r"""A convolutional mGradNet-M :math:`f(x) = \sum_m a_m W_m^\top \nabla\phi_m(W_m x + b_m)`.
 
     Arguments:
@@ -108,13 +108,6 @@ class ConvGradNetM(nn.Module):
         r"""The module scales :math:`a_m`."""
         return positive(self.raw_a, self.monotone)
 
-    def kernel(self) -> Tensor:
-        r"""The kernel of :math:`W` (divided by an estimate of its norm if ``normalize``)."""
-        k = self.conv.kernel()
-        if self.normalize:
-            k = k / operator_norm(k, grid=64, rigorous=False).clamp_min(1e-12)
-        return k
-
     def _groups(self, u: Tensor) -> Tensor:
         # (B, M h, H, W) -> (B, H, W, M, h), plus the module biases
         return u.unflatten(1, (self.num_modules, -1)).permute(0, 3, 4, 1, 2) + self.bias
@@ -122,10 +115,6 @@ class ConvGradNetM(nn.Module):
     def _channels(self, z: Tensor) -> Tensor:
         # (B, H, W, M, h) -> (B, M h, H, W)
         return z.permute(0, 3, 4, 1, 2).flatten(1, 2)
-
-    def _check(self, x: Any, name: str = "x") -> Tensor:
-        p = self.conv.weights[0]
-        return check_image(x, name, self.in_channels, p.dtype, p.device)
 
     def forward(self, x: Tensor) -> Tensor:
         r"""Returns :math:`f(x)`, shape of ``x`` ``(B, C, H, W)``."""
@@ -169,11 +158,6 @@ class ConvGradNetM(nn.Module):
         eye = torch.eye(n, dtype=x.dtype, device=x.device).reshape(n, *x.shape[1:])
         cols = [self.jvp(x[b : b + 1].expand(n, *x.shape[1:]), eye) for b in range(x.shape[0])]
         return torch.stack([c.reshape(n, n).mT for c in cols])
-
-    def operator_norm(self, grid: int = 512) -> float:
-        r"""An upper bound on :math:`\|W\|_2` for images of any size."""
-        with torch.no_grad():
-            return float(operator_norm(self.kernel().double(), grid))
 
     def lipschitz_bound(self) -> float:
         r""":math:`\max_m |a_m| \sup\|\nabla^2\phi_m\| \cdot \|W\|^2`, a bound on :math:`\sup_x\|J(x)\|`."""
