@@ -126,12 +126,14 @@ class ConvGradNetM(ImageGradientNetwork):
         r"""Returns :math:`f(x)` and (if asked) :math:`\psi(x)`, shape ``(B,)``, from one
         :math:`Wx` (no input checks: the solvers' path)."""
         k = self.kernel() if kernel is None else kernel
-        z = self._groups(self.conv(x, k))
-        a = self.a()
-        grad, _ = self.act.gradient_and_hessian(z, hessian=False)
-        out = self.conv.transpose(self._channels(a[:, None] * grad), k)
-        value = (a * self.act.potential(z)).sum((1, 2, 3)) if potential else None
-        return out, value
+        # the modules in the images' layout (B, M, h, H, W): no moved axes on this path
+        z = self.conv(x, k).unflatten(1, (self.num_modules, -1)) + self.bias[..., None, None]
+        a = self.a().reshape(-1, 1, 1, 1)
+        out = self.conv.transpose((a * self.act.gradient(z, dim=2)).flatten(1, 2), k)
+        if not potential:
+            return out, None
+        value = self.act.potential(z.movedim(2, -1).movedim(1, -2))  # (B, H, W, M)
+        return out, (self.a() * value).sum((1, 2, 3))
 
     def potential(self, x: Tensor) -> Tensor:
         r"""Returns :math:`\psi(x)`, shape ``(B,)``."""

@@ -19,7 +19,7 @@ from otgrad.nn import (
     WSoftmax,
     WTanh,
 )
-from otgrad.nn.activations import softplus_integral
+from otgrad.nn.activations import group_activation, softplus_integral
 
 ELEMENTWISE = [
     lambda: Identity(),
@@ -113,6 +113,38 @@ def test_spline_channels_first_path_equals_forward(monotone, seed):
     shift = torch.randn(h, generator=gen, dtype=torch.float64)
     u = 2 * (1 + seed) * torch.randn(2, h, 5, 7, generator=gen, dtype=torch.float64)
     expected = spline(u.movedim(1, -1) * scale + shift).movedim(-1, 1)
-    torch.testing.assert_close(
-        spline.channels_first(u, scale, shift), expected, rtol=0, atol=1e-12
+    with torch.no_grad():  # the solvers' in-place path
+        torch.testing.assert_close(
+            spline.channels_first(u, scale, shift), expected, rtol=0, atol=1e-12
+        )
+    # the training path: the hand-written backward equals autograd's of the forward path
+    inputs = [t.requires_grad_() for t in (u, scale, shift)]
+    weight = torch.randn(u.shape, generator=gen, dtype=torch.float64)
+    ours = spline.channels_first(*inputs)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-12)
+    params = [*inputs, spline.raw]
+    got = torch.autograd.grad((ours * weight).sum(), params)
+    want = torch.autograd.grad(
+        (spline(u.movedim(1, -1) * scale + shift).movedim(-1, 1) * weight).sum(), params
     )
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    identity = spline.channels_first(u)
+    torch.testing.assert_close(identity, spline(u.movedim(1, -1)).movedim(-1, 1))
+
+
+@pytest.mark.parametrize("name", ["softmax", "wsoftmax", "logcosh"])
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_group_gradient_on_any_axis_equals_forward(name, dim):
+    """``gradient(z, dim)`` (the images' layout) equals the group gradient on the last axis."""
+    gen = torch.Generator().manual_seed(dim)
+    act = group_activation(name, groups=3).double()
+    with torch.no_grad():
+        for p in act.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
+    z = torch.randn(2, 3, 4, 5, 6, generator=gen, dtype=torch.float64)  # groups on dim - 1
+    z = z.movedim((1, 2), (dim - 1, dim)) if dim != 2 else z
+    last = z.movedim((dim - 1, dim), (-2, -1))
+    expected = act(last).movedim((-2, -1), (dim - 1, dim))
+    torch.testing.assert_close(act.gradient(z, dim=dim), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(act.gradient(last), act(last), rtol=0, atol=0)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from otgrad.nn.conv import ConvGradNet, MultiConv2d, operator_norm
+from otgrad.nn.conv import ConvGradNet, MultiConv2d, correlate, correlate_adjoint, operator_norm
 
 
 def _perturb(net: ConvGradNet, seed: int) -> ConvGradNet:
@@ -52,6 +53,34 @@ def test_adjoint(c1, c2, k, seed):
     y = torch.randn(2, c2, 9, 7, generator=gen, dtype=torch.float64)
     lhs, rhs = (W(x) * y).sum(), (x * W.transpose(y)).sum()
     assert torch.isclose(lhs, rhs, rtol=1e-10, atol=1e-10)
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.sampled_from([1, 3, 5]), st.integers(0, 10**6))
+def test_correlation_gradients_equal_the_library_convolutions(c_in, c_out, k, seed):
+    """The hand-written backward of W and W^T (and its own backward) equals autograd's
+    through conv2d / conv_transpose2d."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, c_in, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(2, c_out, 6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(c_out, c_in, k, k, generator=gen, dtype=torch.float64, requires_grad=True)
+    for ours, library, inp in (
+        (correlate, lambda a, b: F.conv2d(a, b, padding=k // 2), x),
+        (correlate_adjoint, lambda a, b: F.conv_transpose2d(a, b, padding=k // 2), y),
+    ):
+        out = ours(inp, w)
+        torch.testing.assert_close(out, library(inp, w), rtol=1e-12, atol=1e-12)
+        probe = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+        got = torch.autograd.grad((out * probe).sum(), (inp, w), create_graph=True)
+        want = torch.autograd.grad((library(inp, w) * probe).sum(), (inp, w), create_graph=True)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        # second order: the gradient of a function of the gradients
+        second = [
+            torch.autograd.grad((g[0] ** 2).sum() + (g[1] ** 2).sum(), (inp, w))
+            for g in (got, want)
+        ]
+        for a, b in zip(*second, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 @given(conv_nets())
