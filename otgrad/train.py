@@ -66,7 +66,9 @@ Sampler = Callable[[torch.Generator], Sequence[Tensor]]
 
 @dataclass
 class History:
-    r"""What :func:`fit` did: per-epoch mean training loss, validation loss, and the best epoch."""
+    r"""What :func:`fit` did: per-epoch mean training loss, validation loss, the best epoch,
+    the steps taken and whether every epoch ran (``finished``: ``False`` when the time limit
+    stopped the run)."""
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -76,6 +78,7 @@ class History:
     seconds: float = 0.0
     skipped_steps: int = 0
     restored: int = 0
+    finished: bool = False
 
 
 def _check_tensors(data: Sequence[Tensor], name: str) -> list[Tensor]:
@@ -196,7 +199,13 @@ def fit(
         val_data: Validation tensors; when given, the weights with the lowest validation
             loss (evaluated after each epoch) are restored at the end.
         seed: Seeds the shuffling or the sampler (a private ``torch.Generator``).
-        time_limit: Stops after this many seconds (checked after each step).
+        time_limit: Stops after this many seconds (checked before each step). With a
+            ``checkpoint``, the run stops at an epoch boundary, before an epoch that would
+            not end in time (judged by the last one's duration): call ``fit`` again with
+            the same arguments to continue, bit-identically to an uninterrupted run (an
+            epoch cut short all the same is not written to the checkpoint, and is
+            repeated whole; the first epoch of a call is never cut, so that every call
+            makes progress).
         optimizer: An optimizer to use instead of Adam (fused on CUDA).
         progress: Show a progress bar (default: when stderr is a terminal; never on
             processes other than rank 0).
@@ -264,11 +273,16 @@ def fit(
     run = _setup(model, loss_fn, _check_fit_args(config))
     first = _start(run)
     with _progress_bar(run, first) as bar:
+        done = first  # epochs complete
         for epoch in range(first, run.config.epochs):
-            late = _train_epoch(run)
-            _end_epoch(run, epoch, bar)
-            if late:
+            began = time.perf_counter()
+            # with a checkpoint, a call's first epoch always ends (each call makes progress)
+            cut = _train_epoch(run, cuttable=run.config.checkpoint is None or epoch > first)
+            _end_epoch(run, epoch, bar, complete=not cut)
+            done += not cut
+            if cut or _no_time_for_another(run, time.perf_counter() - began):
                 break
+        run.hist.finished = done == run.config.epochs
     return _finish(run)
 
 
@@ -575,15 +589,19 @@ def _progress_bar(run: _Run, first: int) -> tqdm:
     return tqdm(total=run.config.epochs, initial=first, disable=not show, desc="fit")
 
 
-def _train_epoch(run: _Run) -> bool:
+def _train_epoch(run: _Run, cuttable: bool = True) -> bool:
     r"""Runs the steps of one epoch and records its mean training loss.
 
     Returns:
-        Whether the time limit ran out (training stops after this epoch).
+        Whether the time limit cut the epoch short (checked before each step but the
+        first, if ``cuttable``).
     """
-    total, count, late = 0.0, 0, False
+    total, count, cut = 0.0, 0, False
     run.model.train()
     for batch, k_all in _batches(run):
+        if cuttable and count and _out_of_time(run):  # every epoch takes a step
+            cut = True
+            break
         if k_all < run.size:  # too small to give every process a share (all skip it)
             continue
         value = _step(run, batch, k_all)
@@ -592,11 +610,8 @@ def _train_epoch(run: _Run) -> bool:
         total += value * k_all
         count += k_all
         run.hist.steps += 1
-        late = _out_of_time(run)
-        if late:
-            break
     run.hist.train_loss.append(total / max(count, 1))
-    return late
+    return cut
 
 
 def _batches(run: _Run) -> Iterator[tuple[list[Any], int]]:
@@ -732,15 +747,28 @@ def _out_of_time(run: _Run) -> bool:
     return late
 
 
-def _end_epoch(run: _Run, epoch: int, bar: tqdm) -> None:
+def _no_time_for_another(run: _Run, last: float) -> bool:
+    r"""Whether the time limit has run out, or (with a checkpoint) would run out during an
+    epoch as long as the ``last`` one: a resumable run stops at an epoch boundary."""
+    if run.config.time_limit is None:
+        return False
+    ahead = last if run.config.checkpoint is not None else 0.0
+    late = time.perf_counter() - run.start + ahead > run.config.time_limit
+    if run.size > 1:
+        late = _all_sum(float(late), run.target) > 0
+    return late
+
+
+def _end_epoch(run: _Run, epoch: int, bar: tqdm, complete: bool = True) -> None:
     r"""Validates (keeping the best weights), refreshes the last good state, advances the
-    progress bar, writes the checkpoint (rank 0) and calls ``on_epoch``."""
+    progress bar, writes the checkpoint (rank 0; not for an epoch cut short, so that a
+    resumed run repeats it whole) and calls ``on_epoch``."""
     if run.config.val_data is not None:
         _validate(run, epoch)
     _refresh_good(run)
     bar.update(1)
     bar.set_postfix(loss=f"{run.hist.train_loss[-1]:.3e}")
-    if run.config.checkpoint is not None and run.rank == 0:
+    if run.config.checkpoint is not None and run.rank == 0 and complete:
         _save_state(run, epoch)
     if run.config.on_epoch is not None:
         run.config.on_epoch(epoch, run.hist)

@@ -193,6 +193,39 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, mode):
         run(path)
 
 
+def test_time_limited_chunks_resume_bit_identically(tmp_path):
+    """A checkpointed run under a time limit stops at epoch boundaries; calling fit again
+    until the schedule is done gives the uninterrupted run's weights and history."""
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    y = x**3
+
+    def slow(m, xb, yb):  # 10 ms per step: an epoch of 4 steps takes about 40 ms
+        time.sleep(0.01)
+        return mse(m, xb, yb)
+
+    def run(path=None, limit=None):
+        torch.manual_seed(3)
+        net = GradNetC(2, 4)
+        hist = fit(net, slow, (x, y), epochs=24, batch_size=16, lr=0.01, schedule="cosine",
+                   seed=1, checkpoint=path, time_limit=limit)  # fmt: skip
+        return net, hist
+
+    reference, ref_hist = run()
+    path, calls = tmp_path / "state.pt", 0
+    while True:
+        calls += 1
+        resumed, hist = run(path, limit=0.3)
+        done = torch.load(path, weights_only=True)["epoch"] + 1
+        assert hist.seconds < 1.0  # stopped near the limit, at an epoch boundary
+        assert hist.finished == (done == 24)
+        if done == 24 or calls == 100:
+            break
+    assert calls > 1 and ref_hist.finished
+    for p, q in zip(reference.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert (hist.train_loss, hist.steps) == (ref_hist.train_loss, ref_hist.steps)
+
+
 def test_sigkill_and_resume_is_bit_identical(tmp_path):
     """A training process killed with SIGKILL mid-run resumes from its last checkpoint (saved
     atomically) and ends bit-identical to a run that was never interrupted."""

@@ -29,9 +29,11 @@ from .figures import plot_convergence, plot_images
 from .report import with_tv
 from .speed import run_speed, run_train_speed
 
-__all__ = ["TASKS", "build_parser", "main"]
+__all__ = ["TASKS", "RESUME", "build_parser", "main"]
 
 PROG = "applications.inverse"
+#: The exit status of a training session that stopped before the end (run it again).
+RESUME = 75
 TASKS = ("train", "denoise", "ct", "deblur", "convergence", "speed", "train-speed", "figures")
 
 
@@ -54,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     iv.add_argument(
         "--methods", default="convex,tv", help="denoise task: convex (the regularizer), tv"
     )
-    iv.add_argument("--time-limit", type=float, default=None, help="training time limit (s)")
+    iv.add_argument(
+        "--time-limit", type=float, default=None,
+        help="training session length (s): training stops at an epoch boundary before it and "
+        f"the command exits with status {RESUME}; the same command continues it",
+    )  # fmt: skip
+    iv.add_argument("--progress", action="store_true", help="training progress bar")
     iv.add_argument("--init", default=None, help="warm-start training from a saved regularizer")
     iv.add_argument("--no-figures", action="store_true", help="JSON only")
     add_run_options(iv, workers=False, device="cpu")
@@ -92,8 +99,14 @@ def _train(run: _Run) -> ConvexRegularizer:
         layers=a.layers, modules=a.modules, val=2 if q else 40,
         train_limit=6 if q else None, tune_rounds=1 if q else 4, device=a.device, seed=a.seed,
         time_limit=a.time_limit, checkpoint=run.path("train_state.pt"), stride=None if q else 10,
-        init=a.init,
+        init=a.init, progress=a.progress or None, steps_per_epoch=2 if q else 100,
     )  # fmt: skip
+    if not rec["finished"]:
+        print(
+            f"training stopped after {rec['iterations']} of {rec['planned']} iterations; "
+            f"run the same command to continue from {run.path('train_state.pt')}"
+        )
+        raise SystemExit(RESUME)
     weights = run.path(f"{a.arch}_bsd.pt")
     reg.save(weights)
     run.save(rec, "inverse_train.json")

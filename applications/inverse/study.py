@@ -43,7 +43,12 @@ __all__ = [
     "split_images",
     "ct_images",
     "fbp",
+    "STEPS_PER_EPOCH",
 ]
+
+
+#: Training steps per epoch (a checkpoint is written after each).
+STEPS_PER_EPOCH = 100
 
 
 def to_tensors(images: Sequence[np.ndarray], device: str | torch.device = "cpu") -> list[Tensor]:
@@ -143,27 +148,34 @@ def run_train(
     progress: bool | None = None,
     stride: int | None = None,
     init: str | None = None,
+    steps_per_epoch: int = STEPS_PER_EPOCH,
 ) -> tuple[ConvexRegularizer, dict[str, Any]]:
     r"""Trains one regularizer on the BSD400 training images and tunes it per noise level.
 
-    ``time_limit`` caps the iterations to what fits (see
-    :class:`~otgrad.inverse.ConvexRegularizer`); ``init`` (a saved regularizer) warm-starts
-    the training; ``checkpoint`` is the training state's file (an interrupted run resumes).
+    ``checkpoint`` is the training state's file (an interrupted run resumes); with it,
+    ``time_limit`` is the length of one session of the run (training stops at an epoch of
+    :data:`STEPS_PER_EPOCH` steps before the limit; without it, the iterations are capped to
+    what fits, see :class:`~otgrad.inverse.ConvexRegularizer`). ``init`` (a saved
+    regularizer) warm-starts the training.
 
     Returns:
         The fitted regularizer, its strengths tuned per noise level, and a record with the
-        training curve, the tuned :math:`(\lambda, \mu)` and the validation PSNRs.
+        training curve, the tuned :math:`(\lambda, \mu)` and the validation PSNRs; for a
+        session that stopped before the end, the regularizer as it stands and a record
+        ``{"finished": False, "iterations": done, "planned": iterations}`` (nothing tuned).
     """
     train, held, source = split_images(data_dir, val, train_limit)
     network = {"channels": channels, "arch": arch, "layers": layers, "modules": modules}
     reg = _estimator(
         init, network, device, sigma=sigma, t_steps=steps, iterations=iterations,
-        batch_size=batch_size, stride=stride, time_limit=time_limit, checkpoint=checkpoint,
-        seed=seed, progress=progress,
+        epochs=max(1, iterations // steps_per_epoch), batch_size=batch_size, stride=stride,
+        time_limit=time_limit, checkpoint=checkpoint, seed=seed, progress=progress,
     )  # fmt: skip
     start = time.perf_counter()
     reg.fit(train)
     seconds = time.perf_counter() - start
+    if not reg.history_.finished:  # one session of a resumable run: no tuning yet
+        return reg, {"finished": False, "iterations": reg.history_.steps, "planned": iterations}
     clean = to_tensors(held, device)
     val_psnr = {}
     base = (reg.lmbda_, reg.mu_)
@@ -173,6 +185,7 @@ def run_train(
             clean, noisy_copies(clean, s), label=s, rounds=tune_rounds
         )
     record = {
+        "finished": True,
         "data": source,
         "train_images": len(train),
         "validation_images": len(held),

@@ -177,9 +177,13 @@ class ConvexRegularizer(Estimator):
         stride: Draw patches from a bank of all patches on this grid stride (see
             :func:`~otgrad.data.images.patch_sampler`; fast on a GPU).
         lr: The learning rate of the network (:math:`\lambda, \mu` use ``10 * lr``).
-        time_limit: A time budget in seconds: a 10-step trial on a copy times a step and
-            ``iterations`` is capped to what fits, so that the cosine learning-rate schedule
-            completes (a hard stop at 1.5 times the budget guards against slowdowns).
+        time_limit: A time budget in seconds. Without a ``checkpoint``: a 10-step trial on a
+            copy times a step and ``iterations`` is capped to what fits, so that the cosine
+            learning-rate schedule completes (a hard stop at 1.5 times the budget guards
+            against slowdowns). With a ``checkpoint``: the length of one session of a long
+            run: the schedule stays that of ``iterations``, training stops at an epoch
+            boundary before the limit, and ``fit`` again with the same arguments continues
+            it (``history_.finished`` tells when it is done).
         checkpoint: A file for :func:`otgrad.train.fit`'s training state, written after
             every epoch; an interrupted ``fit`` with the same arguments resumes from it.
         dtype: ``torch.float32`` or ``torch.float64``.

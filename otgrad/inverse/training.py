@@ -95,6 +95,11 @@ def train_denoiser(
         )  # fmt: skip
 
     iterations, budget = options.iterations, options.time_limit
+    if budget is not None and options.checkpoint is not None:  # one session of a long run
+        return run(
+            reg, iterations, options.epochs, progress=options.progress, time_limit=budget,
+            checkpoint=options.checkpoint,
+        )  # fmt: skip
     if budget is not None:  # time a few steps on a copy; cap the iterations to fit
         trial = copy.deepcopy(reg)
         run(trial, 2, 1, progress=False)

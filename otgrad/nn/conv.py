@@ -222,7 +222,7 @@ class ImageGradientNetwork(nn.Module):
     normalize: bool
     in_channels: int
 
-    def _version(self) -> tuple:
+    def _weights_version(self) -> tuple:
         return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in self.conv.weights)
 
     def kernel(self) -> Tensor:
@@ -231,13 +231,17 @@ class ImageGradientNetwork(nn.Module):
         Without gradient tracking (solvers) it is cached until the weights change.
         """
         cached = self.__dict__.get("_kernel_cache")
-        if not torch.is_grad_enabled() and cached is not None and cached[0] == self._version():
+        if (
+            not torch.is_grad_enabled()
+            and cached is not None
+            and cached[0] == self._weights_version()
+        ):
             return cached[1]
         k = self.conv.kernel()
         if self.normalize:
             k = k / operator_norm(k, grid=64, rigorous=False).clamp_min(1e-12)
         if not torch.is_grad_enabled():
-            self.__dict__["_kernel_cache"] = (self._version(), k)
+            self.__dict__["_kernel_cache"] = (self._weights_version(), k)
         return k
 
     def _check(self, x: Any, name: str = "x") -> Tensor:
@@ -246,7 +250,7 @@ class ImageGradientNetwork(nn.Module):
 
     def operator_norm(self, grid: int = 512) -> float:
         r"""An upper bound on :math:`\|W\|_2` for images of any size (see :func:`operator_norm`)."""
-        key = (self._version(), grid)
+        key = (self._weights_version(), grid)
         cached = self.__dict__.get("_norm_cache")
         if cached is not None and cached[0] == key:
             return cached[1]

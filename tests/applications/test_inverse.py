@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from applications.inverse.__main__ import main
+from applications.inverse.__main__ import RESUME, main
 
 
 @pytest.fixture
@@ -71,6 +71,21 @@ def test_quick_run(data_dir, tmp_path, capsys):
     assert "sigma=25" in capsys.readouterr().out
     assert train["command"].startswith("python -m applications.inverse --tasks")
     assert train["provenance"]["command"] == train["command"]
+
+
+def test_training_in_sessions(data_dir, tmp_path, capsys):
+    """With --time-limit, a session stops at an epoch boundary with exit status RESUME and
+    the same command continues the run from its checkpoint."""
+    out = tmp_path / "out"
+    argv = ["--tasks", "train", "--quick", "--data-dir", str(data_dir), "--out", str(out)]
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--time-limit", "1e-6", "--no-figures"])
+    assert stop.value.code == RESUME
+    assert "stopped after 2 of 4 iterations" in capsys.readouterr().out
+    assert (out / "train_state.pt").exists() and not (out / "inverse_train.json").exists()
+    assert main([*argv, "--no-figures"]) == 0
+    train = json.loads((out / "inverse_train.json").read_text())
+    assert train["finished"] and train["iterations"] == 4
 
 
 def test_bad_arguments(tmp_path):

@@ -58,6 +58,30 @@ def test_rejects_non_monotone_and_bad_strengths():
         ConvexRegularizer().grad(torch.rand(1, 1, 4, 4))
 
 
+def test_a_long_run_in_sessions_equals_one_run(tmp_path):
+    """With a checkpoint, ``time_limit`` is a session's length: the schedule is kept, each
+    ``fit`` continues the run, and the end is bit-identical to an uninterrupted run."""
+    settings = dict(sigma=25.0, t_steps=2, iterations=40, epochs=20, batch_size=4, patch=16)
+
+    def regularizer(**options):
+        torch.manual_seed(0)
+        net = ConvGradNet((1, 2, 4), kernel_size=3, knots=7)
+        return ConvexRegularizer(net, seed=0, progress=False, **settings, **options)
+
+    reference = regularizer().fit(_images())
+    sessions = regularizer(time_limit=0.05, checkpoint=str(tmp_path / "state.pt"))
+    calls = 0
+    while calls < 40 and not (calls and sessions.history_.finished):
+        sessions.fit(_images())  # each call ends at least one epoch
+        calls += 1
+    assert 1 < calls <= 20 and reference.history_.finished
+    assert sessions.history_.steps == reference.history_.steps == 40
+    pairs = zip(
+        reference.regularizer_.parameters(), sessions.regularizer_.parameters(), strict=True
+    )
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
 def test_fit_trains_a_denoiser_reproducibly_and_round_trips(tmp_path):
     net = ConvGradNet((1, 2, 4), kernel_size=3, knots=7)
     est = ConvexRegularizer(net, sigma=25.0, t_steps=3, iterations=8, epochs=2, batch_size=4)
