@@ -55,6 +55,7 @@ __all__ = [
     "fit",
     "refine",
     "History",
+    "reuse_cpu_memory",
     "init_distributed",
     "world",
     "is_main_process",
@@ -89,6 +90,35 @@ def _check_tensors(data: Sequence[Tensor], name: str) -> list[Tensor]:
     if n == 0 or any(t.shape[0] != n for t in data):
         raise ValueError(f"{name} tensors must be non-empty and share their first dimension")
     return data
+
+
+def reuse_cpu_memory() -> bool:
+    r"""Makes glibc's ``malloc`` keep freed memory for reuse instead of handing it back to
+    the operating system (no ``mmap`` for large blocks, a 1 GiB trim threshold).
+
+    A training step on the CPU frees and reallocates tensors of tens of megabytes; by
+    default each is a fresh ``mmap`` whose pages are faulted in and zeroed again at every
+    step, which can take more time than the arithmetic. Measured on the convex
+    regularizer's training step (batch 128, :math:`t = 10`, two cores): 2.4 to 1.8 s at 32
+    channels, 9.5 to 3.6 s at 64. The cost is that the process keeps its peak memory. It
+    affects the whole process; the environment variables ``MALLOC_MMAP_MAX_=0
+    MALLOC_TRIM_THRESHOLD_=1073741824`` do the same from the start.
+
+    Returns:
+        Whether the setting was applied (``False`` where the C library is not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    trim, mmap_max = -1, -4  # M_TRIM_THRESHOLD, M_MMAP_MAX
+    return bool(mallopt(trim, ctypes.c_int(2**30))) and bool(mallopt(mmap_max, ctypes.c_int(0)))
 
 
 def init_distributed() -> bool:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import platform
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from otgrad.nn import GradNetC
-from otgrad.train import fit
+from otgrad.train import fit, reuse_cpu_memory
 
 from . import kill_worker
 
@@ -320,3 +321,10 @@ def test_diverged_parameters_are_restored_to_the_last_good_state():
     assert hist.restored == 1 and hist.skipped_steps == 1
     assert all(bool(torch.isfinite(p).all()) for p in net.parameters())
     assert hist.train_loss[-1] < hist.train_loss[0]
+
+
+def test_reuse_cpu_memory_applies_on_glibc():
+    applied = reuse_cpu_memory()
+    assert isinstance(applied, bool)
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert applied and reuse_cpu_memory()  # idempotent

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from otgrad.data.images import load_image_set
 from otgrad.inverse import ConvexRegularizer, Denoising, noisy_copies
+from otgrad.train import reuse_cpu_memory
 
 from ..common import (
     DOCS,
@@ -242,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     run = _Run(build_parser().parse_args(argv), argv)
     os.makedirs(run.args.out, exist_ok=True)
+    reuse_cpu_memory()  # CPU training steps 1.3-2.6x faster
     reg = _regularizer(run)
     for task, fn in _TASKS.items():
         if task in run.tasks:

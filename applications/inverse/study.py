@@ -166,6 +166,7 @@ def run_train(
     """
     train, held, source = split_images(data_dir, val, train_limit)
     network = {"channels": channels, "arch": arch, "layers": layers, "modules": modules}
+    torch.manual_seed(seed)  # the network's initialization
     reg = _estimator(
         init, network, device, sigma=sigma, t_steps=steps, iterations=iterations,
         epochs=max(1, iterations // steps_per_epoch), batch_size=batch_size, stride=stride,
