@@ -196,6 +196,7 @@ def run_train(
         "tuning_images": len(clean),
         "sigma_train": sigma,
         "t_steps": steps,
+        "loss": reg.loss,
         "iterations": reg.history_.steps,
         "batch_size": batch_size,
         "channels": list(channels),

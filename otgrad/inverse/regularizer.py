@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from .. import io
 from .._estimator import Estimator
 from .._validation import (
+    check_choice,
     check_fit_settings,
     check_image,
     check_positive_int,
@@ -169,6 +170,8 @@ class ConvexRegularizer(Estimator):
         mu: The initial scale :math:`\mu`.
         sigma: The training noise level on the 0–255 scale.
         t_steps: The number :math:`t` of gradient steps of the denoiser.
+        loss: The training loss between denoised and clean patches: ``"l1"`` (the mean
+            absolute error, CRR-NN's) or ``"mse"``.
         iterations: The total number of Adam steps (cosine-decayed learning rate).
         epochs: The number of epochs (the iterations are split evenly; a checkpoint is
             written after each).
@@ -218,6 +221,7 @@ class ConvexRegularizer(Estimator):
         *,
         sigma: float = 5.0,
         t_steps: int = 10,
+        loss: str = "l1",
         iterations: int = 6000,
         epochs: int = 10,
         batch_size: int = 128,
@@ -236,6 +240,7 @@ class ConvexRegularizer(Estimator):
         for name, value in (("lmbda", lmbda), ("mu", mu), ("sigma", sigma), ("lr", lr)):
             check_positive_number(name, value)
         check_positive_int(t_steps=t_steps, iterations=iterations, epochs=epochs)
+        check_choice("loss", loss, ("l1", "mse"))
         check_positive_int(batch_size=batch_size, patch=patch)
         if stride is not None:
             check_positive_int(stride=stride)

@@ -59,13 +59,14 @@ def t_step_denoiser(reg: RegularizerNetwork, y: Tensor, steps: int) -> Tensor:
 def train_denoiser(
     reg: RegularizerNetwork, images: list[np.ndarray], options: Any, seed: int
 ) -> History:
-    r"""Trains ``reg`` in place as a ``t_steps``-step denoiser on random patches of ``images``.
+    r"""Trains ``reg`` in place as a ``t_steps``-step denoiser on random patches of ``images``
+    (mean absolute or squared error against the clean patches).
 
     Arguments:
         reg: The regularizer module (its network and :math:`\lambda, \mu` are trained).
         images: Training images, 2D arrays in :math:`[0, 1]`.
         options: The training hyperparameters (a :class:`~otgrad.inverse.ConvexRegularizer`:
-            ``sigma``, ``t_steps``, ``iterations``, ``epochs``, ``batch_size``, ``patch``,
+            ``sigma``, ``t_steps``, ``loss``, ``iterations``, ``epochs``, ``batch_size``, ``patch``,
             ``stride``, ``lr``, ``time_limit``, ``checkpoint``, ``progress``).
         seed: Seeds the patches and the noise.
 
@@ -79,8 +80,10 @@ def train_denoiser(
     )  # fmt: skip
     steps, lr = options.t_steps, options.lr
 
+    power = {"l1": 1, "mse": 2}[options.loss]
+
     def loss(model: RegularizerNetwork, clean: Tensor, noisy: Tensor) -> Tensor:
-        return ((t_step_denoiser(model, noisy, steps) - clean) ** 2).mean()
+        return ((t_step_denoiser(model, noisy, steps) - clean).abs() ** power).mean()
 
     def run(model: RegularizerNetwork, n: int, epochs: int, **kwargs: Any) -> History:
         opt = torch.optim.Adam(

@@ -54,6 +54,8 @@ def test_rejects_non_monotone_and_bad_strengths():
             cls("crr")
     with pytest.raises(ValueError, match="t_steps"):
         ConvexRegularizer(t_steps=0)
+    with pytest.raises(ValueError, match="loss"):
+        ConvexRegularizer(loss="l2")
     with pytest.raises(RuntimeError, match="not fitted"):
         ConvexRegularizer().grad(torch.rand(1, 1, 4, 4))
 
