@@ -129,43 +129,30 @@ def _kernel_gradient(x: Tensor, g: Tensor, size: int) -> Tensor:
     return F.conv2d(padded, g.transpose(0, 1)).transpose(0, 1)
 
 
-class _Correlate(torch.autograd.Function):
-    # u = W x, with the backward written as forward correlations: W^T g for x and one
-    # batch-as-channels correlation for k (the library backward of a 13x13 convolution is
-    # 4x slower on CPU). Differentiable again (double backward goes through the same ops).
+class _Correlation(torch.autograd.Function):
+    # u = W x (adjoint=False) or z = W^T y (adjoint=True), with the backward written as
+    # forward correlations: since <g, W x> = <W^T g, x>, the input gradient is the other
+    # direction applied to g, and the kernel gradient is one batch-as-channels correlation
+    # (the library backward of a 13x13 convolution is 4x slower on CPU). Differentiable
+    # again: double backward goes through the same functions.
     @staticmethod
-    def forward(x: Tensor, k: Tensor) -> Tensor:
-        return F.conv2d(x, k, padding=k.shape[-1] // 2)
+    def forward(x: Tensor, k: Tensor, adjoint: bool) -> Tensor:
+        return _adjoint(x, k) if adjoint else F.conv2d(x, k, padding=k.shape[-1] // 2)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        ctx.save_for_backward(*inputs)
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.adjoint = inputs[2]
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         x, k = ctx.saved_tensors
-        gx = correlate_adjoint(g, k) if ctx.needs_input_grad[0] else None
-        gk = _kernel_gradient(x, g, k.shape[-1]) if ctx.needs_input_grad[1] else None
-        return gx, gk
-
-
-class _CorrelateAdjoint(torch.autograd.Function):
-    # z = W^T y; <g, W^T y> = <W g, y>, so the gradients are W g and the kernel gradient
-    # of the correlation of g with y
-    @staticmethod
-    def forward(y: Tensor, k: Tensor) -> Tensor:
-        return _adjoint(y, k)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        ctx.save_for_backward(*inputs)
-
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        y, k = ctx.saved_tensors
-        gy = correlate(g, k) if ctx.needs_input_grad[0] else None
-        gk = _kernel_gradient(g, y, k.shape[-1]) if ctx.needs_input_grad[1] else None
-        return gy, gk
+        gx = gk = None
+        if ctx.needs_input_grad[0]:
+            gx = correlate(g, k) if ctx.adjoint else correlate_adjoint(g, k)
+        if ctx.needs_input_grad[1]:  # the input of W is g for W^T, and x for W
+            gk = _kernel_gradient(*((g, x) if ctx.adjoint else (x, g)), k.shape[-1])
+        return gx, gk, None
 
 
 def correlate(x: Tensor, k: Tensor) -> Tensor:
@@ -177,14 +164,14 @@ def correlate(x: Tensor, k: Tensor) -> Tensor:
     """
     if not torch.is_grad_enabled() or not (x.requires_grad or k.requires_grad):
         return F.conv2d(x, k, padding=k.shape[-1] // 2)
-    return _Correlate.apply(x, k)
+    return _Correlation.apply(x, k, False)
 
 
 def correlate_adjoint(y: Tensor, k: Tensor) -> Tensor:
     r"""The adjoint :math:`W^\top y` of :func:`correlate`, shape ``(B, c_in, H, W)``."""
     if not torch.is_grad_enabled() or not (y.requires_grad or k.requires_grad):
         return _adjoint(y, k)
-    return _CorrelateAdjoint.apply(y, k)
+    return _Correlation.apply(y, k, True)
 
 
 def operator_norm(kernel: Tensor, grid: int = 512, rigorous: bool = True) -> Tensor:
