@@ -35,7 +35,10 @@ __all__ = ["TASKS", "RESUME", "build_parser", "main"]
 PROG = "applications.inverse"
 #: The exit status of a training session that stopped before the end (run it again).
 RESUME = 75
-TASKS = ("train", "denoise", "ct", "deblur", "convergence", "speed", "train-speed", "figures")
+TASKS = (
+    "train", "denoise", "ct", "deblur", "convergence", "speed", "train-speed", "architectures",
+    "figures",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     iv.add_argument("--progress", action="store_true", help="training progress bar")
     iv.add_argument("--init", default=None, help="warm-start training from a saved regularizer")
     iv.add_argument("--no-figures", action="store_true", help="JSON only")
+    iv.add_argument(
+        "--runs", default="",
+        help="architectures task: output folders of train,denoise runs to put in one table",
+    )  # fmt: skip
     add_run_options(iv, workers=False, device="cpu")
     return iv
 
@@ -115,9 +122,11 @@ def _train(run: _Run) -> ConvexRegularizer:
     return ConvexRegularizer.load(weights)
 
 
-def _regularizer(run: _Run) -> ConvexRegularizer:
+def _regularizer(run: _Run) -> ConvexRegularizer | None:
     if "train" in run.tasks:
         return _train(run)
+    if set(run.tasks) <= {"train-speed", "architectures"}:
+        return None  # tasks that use no regularizer
     if run.args.weights:
         return ConvexRegularizer.load(run.args.weights)
     return ConvexRegularizer.pretrained("bsd", sigma=run.sigmas[0])
@@ -228,6 +237,15 @@ def _train_speed(run: _Run, reg: ConvexRegularizer) -> None:
               f"{r['seconds_per_iteration']:.2f} s per iteration")  # fmt: skip
 
 
+def _architectures(run: _Run, reg: ConvexRegularizer) -> None:
+    rows = [study.architecture_row(folder) for folder in split_list(run.args.runs)]
+    if not rows:
+        raise SystemExit(f"{PROG}: the architectures task needs --runs")
+    run.save({"runs": rows}, "inverse_architectures.json")
+    for r in rows:
+        print(f"{r['arch']} {r['parameters']} parameters: BSD68 {r['bsd68_psnr']}")
+
+
 _TASKS = {
     "denoise": _denoise,
     "ct": _ct,
@@ -235,6 +253,7 @@ _TASKS = {
     "convergence": _convergence,
     "speed": _speed,
     "train-speed": _train_speed,
+    "architectures": _architectures,
 }
 
 
@@ -248,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for task, fn in _TASKS.items():
         if task in run.tasks:
             fn(run, reg)
-    if "figures" in run.tasks or not run.args.no_figures:
+    if reg is not None and ("figures" in run.tasks or not run.args.no_figures):
         _figures(run, reg)
     return 0
 

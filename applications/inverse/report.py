@@ -214,3 +214,32 @@ def train_speed() -> str:
     ]  # fmt: skip
     head = ["network", "channels", "layers", "modules", "parameters", "seconds per iteration"]
     return f"{command_note(r)}.\n\n{markdown_table(head, body, align='r')}"
+
+
+def architectures() -> str:
+    r"""The command and the table architecture x parameters x PSNR per noise level x training
+    iterations x seconds per iteration (from the train-speed task's matching network), or a
+    line saying that no full-budget run has finished yet."""
+    r = load_json(DOCS / "inverse" / "inverse_architectures.json")
+    if r is None:
+        return (
+            "No full-budget training run has finished yet (they run in sessions on two CPU "
+            "cores; see the training guide in `docs/inverse.md`)."
+        )
+    speed = load_json(DOCS / "inverse" / "inverse_train_speed.json") or {"networks": []}
+    per_iteration = {
+        (n["arch"], tuple(n["channels"])): n["seconds_per_iteration"] for n in speed["networks"]
+    }
+    sigmas = list(r["runs"][0]["bsd68_psnr"])
+    body = []
+    for row in r["runs"]:
+        seconds = per_iteration.get((row["arch"], tuple(row["channels"])))
+        body.append(
+            [row["arch"], "-".join(map(str, row["channels"])), f"{row['parameters']:,}",
+             f"{row['iterations']:,}", "" if seconds is None else f"{seconds:.2f}"]
+            + [f"{row['validation_psnr'][k]:.2f}" for k in sigmas]
+            + [f"{row['bsd68_psnr'][k]:.2f}" for k in sigmas]
+        )  # fmt: skip
+    head = ["network", "channels", "parameters", "iterations", "CPU s / iteration"]
+    head += [f"validation σ={k}" for k in sigmas] + [f"BSD68 σ={k}" for k in sigmas]
+    return f"{command_note(r)}.\n\n{markdown_table(head, body, align='r')}"

@@ -4,6 +4,7 @@ the solver's convergence."""
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from otgrad.inverse import (
 )
 from otgrad.nn import ConvGradNet, ConvGradNetM
 
+from ..common import load_json
 from .published import CRR_NN_PUBLISHED, WCRR_NN_PUBLISHED
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "ct_images",
     "fbp",
     "STEPS_PER_EPOCH",
+    "architecture_row",
 ]
 
 
@@ -212,6 +215,23 @@ def run_train(
         "init": init,
     }
     return reg, record
+
+
+def architecture_row(folder: str) -> dict[str, Any]:
+    r"""One row of the architecture table from the output folder of a ``train,denoise`` run:
+    the network, its training, its validation PSNR and its BSD68 PSNR per noise level."""
+    train = load_json(os.path.join(folder, "inverse_train.json"))
+    denoise = load_json(os.path.join(folder, "inverse_denoise_convex.json")) or load_json(
+        os.path.join(folder, "inverse_denoise.json")
+    )
+    if train is None or denoise is None:
+        raise SystemExit(f"{folder} needs inverse_train.json and a denoising result")
+    keys = ("arch", "channels", "layers", "modules", "parameters", "iterations", "t_steps",
+            "loss", "batch_size", "validation_psnr", "tuning_images", "device")  # fmt: skip
+    row = {k: train.get(k) for k in keys}
+    row["bsd68_psnr"] = {k: r["convex_regularizer"] for k, r in denoise["results"].items()}
+    row["folder"] = folder
+    return row
 
 
 def _denoise_row(

@@ -72,6 +72,15 @@ def test_quick_run(data_dir, tmp_path, capsys):
     assert train["command"].startswith("python -m applications.inverse --tasks")
     assert train["provenance"]["command"] == train["command"]
 
+    # the architecture table gathers train,denoise runs (here the one above)
+    assert main(["--tasks", "architectures", "--runs", str(out), "--out", str(out / "t")]) == 0
+    (row,) = json.loads((out / "t" / "inverse_architectures.json").read_text())["runs"]
+    assert row["arch"] == "crr" and row["parameters"] == train["parameters"]
+    assert row["validation_psnr"] == train["validation_psnr"]
+    assert row["bsd68_psnr"] == {k: r["convex_regularizer"] for k, r in denoise["results"].items()}
+    with pytest.raises(SystemExit, match="needs inverse_train.json"):
+        main(["--tasks", "architectures", "--runs", str(tmp_path), "--out", str(out / "t")])
+
 
 def test_training_in_sessions(data_dir, tmp_path, capsys):
     """With --time-limit, a session stops at an epoch boundary with exit status RESUME and
