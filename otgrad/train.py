@@ -310,7 +310,9 @@ def fit(
             cut = _train_epoch(run, cuttable=run.config.checkpoint is None or epoch > first)
             _end_epoch(run, epoch, bar, complete=not cut)
             done += not cut
-            if cut or _no_time_for_another(run, time.perf_counter() - began):
+            # with a checkpoint, stop at this boundary if an epoch like the last would not fit
+            last = time.perf_counter() - began if run.config.checkpoint is not None else 0.0
+            if cut or _out_of_time(run, ahead=last):
                 break
         run.hist.finished = done == run.config.epochs
     return _finish(run)
@@ -767,22 +769,11 @@ def _skip(run: _Run, value: float) -> None:
         )
 
 
-def _out_of_time(run: _Run) -> bool:
-    r"""Whether the time limit ran out (on any process: all then stop together)."""
+def _out_of_time(run: _Run, ahead: float = 0.0) -> bool:
+    r"""Whether the time limit has run out, or would within ``ahead`` seconds (on any
+    process: all then stop together)."""
     if run.config.time_limit is None:
         return False
-    late = time.perf_counter() - run.start > run.config.time_limit
-    if run.size > 1:
-        late = _all_sum(float(late), run.target) > 0
-    return late
-
-
-def _no_time_for_another(run: _Run, last: float) -> bool:
-    r"""Whether the time limit has run out, or (with a checkpoint) would run out during an
-    epoch as long as the ``last`` one: a resumable run stops at an epoch boundary."""
-    if run.config.time_limit is None:
-        return False
-    ahead = last if run.config.checkpoint is not None else 0.0
     late = time.perf_counter() - run.start + ahead > run.config.time_limit
     if run.size > 1:
         late = _all_sum(float(late), run.target) > 0

@@ -97,22 +97,19 @@ def train_denoiser(
             optimizer=opt, schedule="cosine", seed=seed, **kwargs,
         )  # fmt: skip
 
-    iterations, budget = options.iterations, options.time_limit
-    if budget is not None and options.checkpoint is not None:  # one session of a long run
-        return run(
-            reg, iterations, options.epochs, progress=options.progress, time_limit=budget,
-            checkpoint=options.checkpoint,
-        )  # fmt: skip
-    if budget is not None:  # time a few steps on a copy; cap the iterations to fit
+    iterations, budget, limit = options.iterations, options.time_limit, options.time_limit
+    if budget is not None and options.checkpoint is None:
+        # a budget, not a session: time a few steps on a copy; cap the iterations to fit
         trial = copy.deepcopy(reg)
         run(trial, 2, 1, progress=False)
         start = time.perf_counter()
         run(trial, 10, 1, progress=False)
         per_step = (time.perf_counter() - start) / 10
         iterations = max(options.epochs, min(iterations, int(budget / per_step)))
+        limit = 1.5 * budget
     return run(
-        reg, iterations, options.epochs, progress=options.progress,
-        time_limit=None if budget is None else 1.5 * budget, checkpoint=options.checkpoint,
+        reg, iterations, options.epochs, progress=options.progress, time_limit=limit,
+        checkpoint=options.checkpoint,
     )  # fmt: skip
 
 

@@ -426,9 +426,15 @@ class LinearSpline(Activation):
             s = torch.addcmul(
                 ((shift - t0) / delta).reshape(view), u, (scale / delta).reshape(view)
             )
-            idx, frac = _segments(s, c.shape[1])
-            start, rise = c[:, :-1].contiguous(), (c[:, 1:] - c[:, :-1]).contiguous()
-            return torch.addcmul(_lookup(start, idx), _lookup(rise, idx), frac)
+            return _spline_at(s, c)
+
+
+def _spline_at(s: Tensor, c: Tensor) -> Tensor:
+    # the spline of values c (h, K) at knot coordinates s (units on axis 1, overwritten):
+    # the segment's start plus its rise times the offset
+    idx, frac = _segments(s, c.shape[1])
+    start, rise = c[:, :-1].contiguous(), (c[:, 1:] - c[:, :-1]).contiguous()
+    return torch.addcmul(_lookup(start, idx), _lookup(rise, idx), frac)
 
 
 def _segments(s: Tensor, knots: int) -> tuple[Tensor, Tensor]:
@@ -445,9 +451,7 @@ class _ChannelsFirstSpline(torch.autograd.Function):
     # sigma_c(t) for t of shape (B, h, *), values c (h, K) at knots t_0 + k delta
     @staticmethod
     def forward(t: Tensor, c: Tensor, t0: float, delta: float) -> Tensor:
-        idx, frac = _segments((t - t0) / delta, c.shape[1])
-        start, rise = c[:, :-1].contiguous(), (c[:, 1:] - c[:, :-1]).contiguous()
-        return torch.addcmul(_lookup(start, idx), _lookup(rise, idx), frac)
+        return _spline_at((t - t0) / delta, c)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
