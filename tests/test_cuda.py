@@ -198,7 +198,7 @@ def test_a_cpu_training_session_continues_on_cuda(tmp_path):
         grads = []
         for device in ("cpu", "cuda"):
             net = net.to(device)
-            xd = x.to(device).requires_grad_()
+            xd = x.to(device).detach().requires_grad_()  # x itself on the CPU
             (net(xd) ** 2).sum().backward()
             grads.append([xd.grad.cpu()] + [p.grad.cpu() for p in net.parameters()])
             net.zero_grad()

@@ -205,15 +205,29 @@ def speed() -> str:
 
 
 def train_speed() -> str:
-    r"""The command and the table of seconds per training iteration per architecture."""
-    r = _load("train_speed")
-    body = [
-        [n["arch"], "-".join(map(str, n["channels"])), str(n.get("layers", "")),
-         str(n.get("modules", "")), f"{n['parameters']:,}", f"{n['seconds_per_iteration']:.2f}"]
-        for n in r["networks"]
-    ]  # fmt: skip
-    head = ["network", "channels", "layers", "modules", "parameters", "seconds per iteration"]
-    return f"{command_note(r)}.\n\n{markdown_table(head, body, align='r')}"
+    r"""The commands and the table of seconds per training iteration per architecture, on the
+    CPU and (where measured) on a GPU."""
+    cpu = _load("train_speed")
+    gpu = load_json(DOCS / "inverse" / "inverse_train_speed_cuda.json") or {"networks": []}
+    on_gpu = {_network_key(n): n["seconds_per_iteration"] for n in gpu["networks"]}
+    body = []
+    for n in cpu["networks"]:
+        seconds = on_gpu.get(_network_key(n))
+        body.append(
+            [n["arch"], "-".join(map(str, n["channels"])), str(n.get("layers", "")),
+             str(n.get("modules", "")), f"{n['parameters']:,}", f"{n['seconds_per_iteration']:.2f}",
+             "" if seconds is None else f"{seconds:.3f}"]
+        )  # fmt: skip
+    head = ["network", "channels", "layers", "modules", "parameters", "CPU s / iteration",
+            "GPU s / iteration"]  # fmt: skip
+    notes = command_note(cpu, "CPU")
+    if gpu["networks"]:
+        notes += "; " + command_note(gpu, "GPU")
+    return f"{notes}.\n\n{markdown_table(head, body, align='r')}"
+
+
+def _network_key(n: dict) -> tuple:
+    return n["arch"], tuple(n["channels"]), n.get("layers"), n.get("modules")
 
 
 def architectures() -> str:

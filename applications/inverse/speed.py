@@ -140,18 +140,19 @@ def run_train_speed(
 ) -> list[dict[str, Any]]:
     r"""Seconds per training iteration of each network of :data:`ARCHITECTURES`: the
     difference of two fits of ``steps`` iterations, over their difference (the setup and
-    the first steps cancel)."""
+    the first steps cancel), after an untimed fit (the device's warm-up)."""
     train, _, _ = split_images(data_dir, 40, 40)
     rows = []
     for spec in ARCHITECTURES:
         seconds = []
-        for n in steps:
+        for n in (steps[0], *steps):
             net = make_network(**spec)
             reg = ConvexRegularizer(
                 net, sigma=5, t_steps=t_steps, iterations=n, epochs=1, batch_size=batch_size,
                 patch=patch, seed=0, progress=False, device=device,
             ).fit(train)  # fmt: skip
             seconds.append(reg.history_.seconds)
+        seconds = seconds[1:]
         rows.append({
             **{k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()},
             "parameters": sum(p.numel() for p in net.parameters()),

@@ -415,7 +415,7 @@ class LinearSpline(Activation):
         """
         c = self.values()
         view = (c.shape[0],) + (1,) * (u.dim() - 2)
-        t0, delta = float(self.knots[0]), float(self.knots[1] - self.knots[0])
+        t0, delta = self.knots[0], self.knots[1] - self.knots[0]  # tensors: no device sync
         if torch.is_grad_enabled():
             t = u if scale is None else u * scale.reshape(view)
             t = t if shift is None else t + shift.reshape(view)
@@ -450,7 +450,7 @@ def _segments(s: Tensor, knots: int) -> tuple[Tensor, Tensor]:
 class _ChannelsFirstSpline(torch.autograd.Function):
     # sigma_c(t) for t of shape (B, h, *), values c (h, K) at knots t_0 + k delta
     @staticmethod
-    def forward(t: Tensor, c: Tensor, t0: float, delta: float) -> Tensor:
+    def forward(t: Tensor, c: Tensor, t0: Tensor, delta: Tensor) -> Tensor:
         return _spline_at((t - t0) / delta, c)
 
     @staticmethod

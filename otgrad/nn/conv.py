@@ -7,8 +7,8 @@ their form with a convolution in place of the weight matrix:
           \qquad G_c' = g_c,
 
 where :math:`W` is a (multi-)convolution with zero padding, :math:`W^\top` its exact adjoint
-(``conv_transpose2d`` with the same kernel and padding, computed as a correlation with
-the flipped kernel) and :math:`g_c` a scalar map per
+(``conv_transpose2d`` with the same kernel and padding; on the CPU computed as a
+correlation with the flipped kernel) and :math:`g_c` a scalar map per
 output channel, shared by all pixels: one activation (single layer, eq. (7)) or the
 cascade of eq. (39). The Jacobian :math:`J(x) = W^\top \operatorname{diag}(g'(Wx)) W` is
 symmetric for any :math:`g` (Prop 2.1, Thm 11: a convolution is a linear map) and PSD when
@@ -159,19 +159,30 @@ def correlate(x: Tensor, k: Tensor) -> Tensor:
     r"""The zero-padded ("same") cross-correlation :math:`Wx` of ``x`` ``(B, c_in, H, W)``
     with the odd-sized kernel ``k`` ``(c_out, c_in, s, s)``, shape ``(B, c_out, H, W)``.
 
-    Its gradients are computed as correlations too (:func:`correlate_adjoint` for ``x``),
-    which is several times faster on CPU than the library backward for large kernels.
+    On the CPU its gradients are computed as correlations too (:func:`correlate_adjoint`
+    for ``x``), several times faster there than the library backward for large kernels; on
+    other devices the library's convolutions and their backward are used (the
+    batch-as-channels kernel gradient is a correlation with an image-sized kernel, which
+    GPU libraries run slowly).
     """
-    if not torch.is_grad_enabled() or not (x.requires_grad or k.requires_grad):
-        return F.conv2d(x, k, padding=k.shape[-1] // 2)
-    return _Correlation.apply(x, k, False)
+    if _hand_written(x, k):
+        return _Correlation.apply(x, k, False)
+    return F.conv2d(x, k, padding=k.shape[-1] // 2)
 
 
 def correlate_adjoint(y: Tensor, k: Tensor) -> Tensor:
     r"""The adjoint :math:`W^\top y` of :func:`correlate`, shape ``(B, c_in, H, W)``."""
-    if not torch.is_grad_enabled() or not (y.requires_grad or k.requires_grad):
-        return _adjoint(y, k)
-    return _Correlation.apply(y, k, True)
+    if y.device.type != "cpu":
+        return F.conv_transpose2d(y, k, padding=k.shape[-1] // 2)
+    if _hand_written(y, k):
+        return _Correlation.apply(y, k, True)
+    return _adjoint(y, k)
+
+
+def _hand_written(x: Tensor, k: Tensor) -> bool:
+    # the CPU backward by correlations, where a gradient is needed
+    grad = torch.is_grad_enabled() and (x.requires_grad or k.requires_grad)
+    return grad and x.device.type == "cpu"
 
 
 def operator_norm(kernel: Tensor, grid: int = 512, rigorous: bool = True) -> Tensor:
