@@ -276,7 +276,7 @@ def _density_options(p: argparse.ArgumentParser) -> None:
 def _score_options(p: argparse.ArgumentParser) -> None:
     _density_options(p)
     p.add_argument(
-        "--method", choices=["pc", "sde", "ode", "langevin", "mala"], default="pc",
+        "--method", choices=["sde", "pc", "ode", "langevin", "mala"], default="sde",
         help="the sampler (mala: Metropolis-adjusted, with the model's energy)",
     )  # fmt: skip
 
@@ -314,8 +314,8 @@ def _score(args: argparse.Namespace) -> int:
     from .score import ScoreModel
 
     def make(X: Any) -> Any:
-        steps = 50 if args.quick else (args.steps or 5000)
-        return ScoreModel(steps=steps, seed=args.seed, device=args.device)
+        steps = {"steps": 50} if args.quick else ({"steps": args.steps} if args.steps else {})
+        return ScoreModel(**steps, seed=args.seed, device=args.device)
 
     def sample(est: Any, n: int, seed: int) -> Any:
         return est.sample(n, method=args.method, steps=20 if args.quick else 500, seed=seed)

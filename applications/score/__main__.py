@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from otgrad.score import ScoreModel
+
 from ..common import (
     add_run_options,
     add_toy_options,
@@ -28,7 +30,7 @@ TASKS = ("toy2d", "mala", "trace")
 def build_parser() -> argparse.ArgumentParser:
     r"""The command line's options."""
     sc = study_parser(PROG, __doc__, "otgrad-score", TASKS)
-    add_toy_options(sc, study.MODELS, 5000)
+    add_toy_options(sc, study.MODELS, ScoreModel().steps)
     sc.add_argument("--trace-dims", default="2,16,64", help="dimensions of the speed benchmark")
     add_run_options(sc)
     return sc
@@ -52,7 +54,7 @@ def _run_task(task: str, args: argparse.Namespace) -> dict:
         toy2d_figures(r["rows"], models, args.out)
         return r
     if task == "mala":
-        return study.run_mala(quick=args.quick, steps=args.steps or 5000, seed=args.seed)
+        return study.run_mala(quick=args.quick, steps=args.steps, seed=args.seed)
     dims = split_list(args.trace_dims, int)
     return study.run_trace_speed(dims=dims, quick=args.quick, seed=args.seed)
 

@@ -11,7 +11,13 @@ from ..common import new_figure, scatter
 
 __all__ = ["plot_score_samples", "plot_score_densities", "plot_score_fields", "toy2d_figures"]
 
-_COLORS = {"data": "k", "gradnet": "tab:blue", "mlp": "tab:orange", "gradmlp": "tab:green"}
+_COLORS = {
+    "data": "k",
+    "gradnet": "tab:blue",
+    "gradnet-lse": "tab:purple",
+    "mlp": "tab:orange",
+    "gradmlp": "tab:green",
+}
 
 
 def plot_score_samples(figs: dict, path: str | os.PathLike) -> None:

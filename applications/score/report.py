@@ -66,6 +66,7 @@ def trace_table(speed: dict) -> str:
     r"""Microseconds per sample of the ODE likelihood with each divergence, and its error."""
     body = [
         [
+            r.get("model", "gradnet-lse"),
             r["d"],
             f"{r['exact_us_per_sample']:.0f}",
             f"{r['autograd_us_per_sample']:.0f}",
@@ -76,7 +77,7 @@ def trace_table(speed: dict) -> str:
         ]  # fmt: skip
         for r in speed["rows"]
     ]
-    head = ["d", "exact (µs/sample)", "autograd", "Hutchinson", "autograd / exact",
+    head = ["model", "d", "exact (µs/sample)", "autograd", "Hutchinson", "autograd / exact",
             "Hutchinson / exact", "max abs. error of log p: autograd, Hutchinson"]  # fmt: skip
     return markdown_table(head, body, align="r")
 
@@ -96,7 +97,8 @@ def toy2d_setup() -> str:
     p = toy["protocol"]
     params = {r["model"]: r["params"] for r in toy["rows"]}
     return (
-        f"{command_note(toy)}. {p['n_train']} training samples; NLL (nats) of {p['n_test']} "
+        f"{command_note(toy)}. {p['n_train']} training samples, {p['steps']} steps of "
+        f"{p['batch_size']}, {p['schedule']}; NLL (nats) of {p['n_test']} "
         f"test points by the {p['nll']}; {p['n_test']} samples by the {p['sampler']} against "
         f"{p['n_test']} fresh data points. Parameters: "
         + ", ".join(f"{k} {v}" for k, v in params.items())
@@ -104,27 +106,90 @@ def toy2d_setup() -> str:
     )
 
 
+def _flow_nll() -> dict[str, float]:
+    r"""This project's convex potential flow's test NLL per toy set (``docs/flows/``), or
+    nothing if that result is missing."""
+    try:
+        flows = load_result("flows", "flows_toy2d.json")
+    except FileNotFoundError:
+        return {}
+    return {r["set"]: r["nll"] for r in flows["rows"] if r["model"] == "cpflow"}
+
+
+def _wins(by: dict, models: list[str], sets: list[str]) -> list[str]:
+    lines = []
+    for other in (m for m in models if m != "gradnet" and "gradnet" in models):
+        nll = sum(by[s, "gradnet"]["nll_ode"] < by[s, other]["nll_ode"] for s in sets)
+        w2 = sum(by[s, "gradnet"]["w2"] < by[s, other]["w2"] for s in sets)
+        lines.append(
+            f"GradNet better than {other}: NLL on {nll} of {len(sets)} sets, "
+            f"W2 on {w2} of {len(sets)}."
+        )
+    return lines
+
+
+def goals_table(toy: dict) -> str:
+    r"""Per set, the GradNet's W2 against 1.25 × the data-against-data level and its NLL
+    against the convex potential flow's (the goals of ``docs/score.md``)."""
+    flow = _flow_nll()
+    body = []
+    for r in (r for r in toy["rows"] if r["model"] == "gradnet"):
+        ratio = r["w2"] / r["w2_floor"] if "w2_floor" in r else float("nan")
+        f = flow.get(r["set"])
+        body.append([
+            r["set"], f"{r['w2']:.3f}", f"{r.get('w2_floor', float('nan')):.3f}",
+            f"{ratio:.2f}", "yes" if ratio <= 1.25 else "no",
+            f"{r['nll_ode']:.3f}", f"{f:.3f}" if f is not None else "",
+            f"{r['nll_ode'] - f:+.3f}" if f is not None else "",
+        ])  # fmt: skip
+    head = ["set", "W2 gradnet", "W2 data", "ratio", "≤ 1.25×", "NLL gradnet", "NLL CP-Flow",
+            "gap"]  # fmt: skip
+    return markdown_table(head, body, align="r")
+
+
+def cost_table(toy: dict) -> str:
+    r"""Mean fit, sampling and score-evaluation times per model (one thread)."""
+    rows = toy["rows"]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+
+    def mean(k: str, key: str) -> float:
+        v = [r[key] for r in rows if r["model"] == k and key in r]
+        return sum(v) / len(v) if v else float("nan")
+
+    ref = mean("mlp", "score_us_per_point")
+    body = [
+        [k, f"{mean(k, 'fit_seconds'):.0f}", f"{mean(k, 'sample_seconds'):.1f}",
+         f"{mean(k, 'score_us_per_point'):.2f}", f"{mean(k, 'score_us_per_point') / ref:.2f}×"]
+        for k in models
+    ]  # fmt: skip
+    head = ["model", "fit (s)", "sampling (s)", "score (µs / point)", "score / mlp's"]
+    return markdown_table(head, body, align="r")
+
+
 def toy2d() -> str:
-    r"""The table of the toy sets, how often the GradNet wins, and the fit times."""
+    r"""The table of the toy sets, how often the GradNet wins, the goals and the costs."""
     toy = load_result("score", "score_toy2d.json")
     rows = toy["rows"]
     models = list(dict.fromkeys(r["model"] for r in rows))
     by = {(r["set"], r["model"]): r for r in rows}
     sets = list(dict.fromkeys(r["set"] for r in rows))
-    wins = []
-    for other in (m for m in models if m != "gradnet" and "gradnet" in models):
-        nll = sum(by[s, "gradnet"]["nll_ode"] < by[s, other]["nll_ode"] for s in sets)
-        w2 = sum(by[s, "gradnet"]["w2"] < by[s, other]["w2"] for s in sets)
-        wins.append(
-            f"GradNet better than {other}: NLL on {nll} of {len(sets)} sets, "
-            f"W2 on {w2} of {len(sets)}."
+    steps = toy["protocol"]["steps"]
+    parts = [toy2d_table(toy), "\n".join(_wins(by, models, sets))]
+    if "gradnet" in models and all("w2_floor" in by[s, "gradnet"] for s in sets):
+        parts.append(goals_table(toy))
+    if all("score_us_per_point" in r for r in rows):
+        parts.append(
+            f"Costs, mean over the sets ({steps} training steps; sampling: "
+            f"{toy['protocol']['n_test']} points; score: one evaluation at "
+            f"{toy['protocol']['n_test']} points, best of 5; one thread):\n\n" + cost_table(toy)
         )
-    fit: dict[str, list[float]] = {}
-    for r in rows:
-        fit.setdefault(r["model"], []).append(r["fit_seconds"])
-    times = ", ".join(f"{k} {sum(v) / len(v):.0f} s" for k, v in fit.items())
-    fits = f"Mean fit time per set ({toy['protocol']['steps']} steps, one thread): {times}."
-    return "\n\n".join(part for part in (toy2d_table(toy), "\n".join(wins), fits) if part)
+    else:
+        fit: dict[str, list[float]] = {}
+        for r in rows:
+            fit.setdefault(r["model"], []).append(r["fit_seconds"])
+        times = ", ".join(f"{k} {sum(v) / len(v):.0f} s" for k, v in fit.items())
+        parts.append(f"Mean fit time per set ({steps} steps, one thread): {times}.")
+    return "\n\n".join(part for part in parts if part)
 
 
 def mala_setup() -> str:

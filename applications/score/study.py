@@ -20,7 +20,7 @@ from .metrics import mmd
 
 __all__ = ["MODELS", "run_toy2d", "run_mala", "run_trace_speed", "matched_mlp_width"]
 
-MODELS = ("gradnet", "mlp", "gradmlp")
+MODELS = ("gradnet", "gradnet-lse", "mlp", "gradmlp")
 
 
 def matched_mlp_width(target: int, dim: int = 2, layers: int = 3) -> int:
@@ -44,13 +44,28 @@ class ToyTask:
     sampler_steps: int
     seed: int
     grid: bool
+    repeats: int = 1
 
 
 def _net(kind: str):
     ref = parameter_count(build_score_model("gradnet", 2))
-    if kind == "gradnet":
-        return build_score_model("gradnet", 2)
+    if kind.startswith("gradnet"):
+        return build_score_model(kind, 2)
     return build_score_model(kind, 2, hidden=matched_mlp_width(ref))
+
+
+def score_seconds(model, x: torch.Tensor, sigma: float, repeats: int = 5) -> float:
+    r"""Seconds of one score evaluation of ``model`` at ``x`` and one noise level, passed as
+    the samplers pass it (one value broadcast over the batch, so the noise embedding is
+    computed once); best of ``repeats``; the gradient of an MLP includes its backward pass."""
+    noise = torch.tensor(sigma, dtype=x.dtype).expand(x.shape[:-1])
+    best = math.inf
+    with torch.no_grad():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model._score(x, noise)
+            best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def _run_toy(task: ToyTask) -> dict:
@@ -61,22 +76,33 @@ def _run_toy(task: ToyTask) -> dict:
     Xf = sample_toy2d(task.name, task.n_test, task.seed + 2)
     net = _net(task.model)
     m = ScoreModel(net, steps=task.steps, seed=task.seed, progress=False).fit(X)
+    z = m._to_model(torch.as_tensor(Xt))
+    score_us = 1e6 * score_seconds(m.model_, z, 0.1) / len(z)
     t0 = time.perf_counter()
     lp = m.log_prob(Xt)
     nll_seconds = time.perf_counter() - t0
+    # W2 of one 10k sample spreads by up to +-0.03 between sampler seeds (8gaussians: the
+    # share of each mode), so it is averaged over `repeats` sampler seeds
     t0 = time.perf_counter()
-    S = m.sample(task.n_test, "sde", steps=task.sampler_steps, seed=task.seed + 3)
-    sample_seconds = time.perf_counter() - t0
+    runs = [
+        m.sample(task.n_test, "sde", steps=task.sampler_steps, seed=task.seed + 3 + k)
+        for k in range(task.repeats)
+    ]
+    sample_seconds = (time.perf_counter() - t0) / task.repeats
+    S = runs[0]
+    w2s = [wasserstein2(r, Xt) for r in runs]
     row = {
         "set": task.name,
         "model": task.model,
         "params": parameter_count(net),
         "fit_seconds": m.fit_seconds_,
+        "score_us_per_point": score_us,
         "nll_ode": float(-lp.mean()),
         "nfe": m.nfe_,
         "nll_seconds": nll_seconds,
         "sample_seconds": sample_seconds,
-        "w2": wasserstein2(S, Xt),
+        "w2": float(np.mean(w2s)),
+        "w2_runs": w2s,
         "mmd": mmd(S, Xt),
         "nan_samples": int((~np.isfinite(S)).any(-1).sum()),
     }
@@ -95,7 +121,11 @@ def _run_toy(task: ToyTask) -> dict:
         )
     fig = {"samples": S[:2000]}
     if task.model == "gradnet":  # data-against-data levels and the truth, once per set
-        row["w2_floor"] = wasserstein2(Xf, Xt)
+        floors = [wasserstein2(Xf, Xt)] + [
+            wasserstein2(sample_toy2d(task.name, task.n_test, task.seed + 10 + k), Xt)
+            for k in range(task.repeats - 1)
+        ]
+        row["w2_floor"], row["w2_floor_runs"] = float(np.mean(floors)), floors
         row["mmd_floor"] = mmd(Xf, Xt)
         if task.name in ("8gaussians",):
             row["nll_true"] = float(-toy2d_log_prob(task.name, Xt).mean())
@@ -132,7 +162,7 @@ def _field_data(m: ScoreModel, X: np.ndarray, full: bool) -> dict:
 def run_toy2d(
     *,
     sets: Sequence[str] = FFJORD_SETS,
-    models: Sequence[str] = ("gradnet", "mlp"),
+    models: Sequence[str] = MODELS,
     quick: bool = False,
     steps: int | None = None,
     workers: int = 2,
@@ -142,10 +172,12 @@ def run_toy2d(
     for k in models:
         if k not in MODELS:
             raise ValueError(f"models must be among {MODELS}, got {k!r}")
-    n_train, n_test, sampler_steps = (4000, 1000, 100) if quick else (50000, 10000, 1000)
-    steps = steps or (300 if quick else 5000)
+    n_train, n_test, sampler_steps = (4000, 1000, 100) if quick else (50000, 10000, 500)
+    default = ScoreModel()
+    steps = steps or (300 if quick else default.steps)
+    repeats = 1 if quick else 3
     tasks = [
-        ToyTask(s, k, steps, n_train, n_test, sampler_steps, seed, not quick)
+        ToyTask(s, k, steps, n_train, n_test, sampler_steps, seed, not quick, repeats)
         for s in sets
         for k in models
     ]
@@ -158,11 +190,14 @@ def run_toy2d(
             "n_train": n_train,
             "n_test": n_test,
             "steps": steps,
-            "batch_size": 512,
-            "lr": 2e-3,
-            "ema": 0.999,
-            "schedule": "VE, sigma in [0.01, 20] (standardized units), DSM",
+            "batch_size": default.batch_size,
+            "lr": default.lr,
+            "ema": default.ema,
+            "schedule": f"VE, sigma in [{default.sigma_min}, {default.sigma_max}] "
+            "(standardized units), DSM",
             "sampler": f"reverse SDE, Euler-Maruyama, {sampler_steps} steps",
+            "w2": f"mean over {repeats} sampler seeds (and {repeats} fresh data draws for the "
+            "data-against-data level)",
             "nll": "probability-flow ODE, dopri5, rtol=atol=1e-5, exact divergence",
             "seed": seed,
         },
@@ -172,7 +207,7 @@ def run_toy2d(
 def run_mala(
     *,
     name: str = "8gaussians",
-    steps: int = 5000,
+    steps: int | None = None,
     n: int = 10000,
     chain_steps: int = 100,
     sigma: float = 0.1,
@@ -197,7 +232,7 @@ def run_mala(
         steps, n, chain_steps, step_sizes = 300, 1000, 20, tuple(step_sizes)[:2]
     rng = np.random.default_rng(seed + 5)
     X = sample_toy2d(name, 50000, seed)
-    m = ScoreModel(steps=steps, seed=seed, progress=False).fit(X)
+    m = ScoreModel(**({"steps": steps} if steps else {}), seed=seed, progress=False).fit(X)
     level = sigma * m.scale_
 
     def noised(k: int) -> np.ndarray:
@@ -231,7 +266,7 @@ def run_mala(
             "sigma": f"{sigma} x data scale = {level:.4g}",
             "target": "the learned p_sigma; W2 against fresh data + sigma noise",
             "start": "fresh data + sigma noise (equilibrium of the true p_sigma)",
-            "score_model_steps": steps,
+            "score_model_steps": m.history_.steps,
             "seed": seed,
         },
     }
@@ -240,6 +275,7 @@ def run_mala(
 def run_trace_speed(
     *,
     dims: Sequence[int] = (2, 16, 64),
+    models: Sequence[str] = ("gradnet", "gradnet-lse"),
     n: int = 1000,
     ode_steps: int = 50,
     repeats: int = 3,
@@ -248,48 +284,56 @@ def run_trace_speed(
 ) -> dict:
     r"""Seconds per sample of the ODE log-likelihood with each divergence.
 
-    The same noise-conditional GradNet (untrained: the cost does not depend on the
-    weights) is integrated with a fixed-step RK4 of ``ode_steps`` steps, so every method
-    makes the same number of evaluations; only the divergence differs: the closed-form
-    trace, :math:`d` reverse passes of automatic differentiation, or one Hutchinson probe.
+    Each noise-conditional GradNet (untrained: the cost does not depend on the weights)
+    is integrated with a fixed-step RK4 of ``ode_steps`` steps, so every method makes the
+    same number of evaluations; only the divergence differs: the closed-form trace,
+    :math:`d` reverse passes of automatic differentiation, or one Hutchinson probe.
     """
     torch.set_num_threads(1)
     if quick:
-        dims, n, ode_steps, repeats = tuple(dims)[:1], 200, 5, 1
-    sched = VESchedule(0.01, 20.0)
-    rows = []
-    for d in dims:
-        torch.manual_seed(seed)
-        model = build_score_model("gradnet", d)
-        x = torch.randn(n, d)
-        row: dict = {"d": d}
-        ref = None
-        for method in ("exact", "autograd", "hutchinson"):
-            best = math.inf
-            for _ in range(repeats):
-                gen = torch.Generator().manual_seed(seed)
-                t0 = time.perf_counter()
-                lp, _ = ode_log_prob(
-                    model, sched, x, method, method="rk4", generator=gen,
-                    options={"step_size": (1.0 - sched.t_min) / ode_steps},
-                )  # fmt: skip
-                best = min(best, time.perf_counter() - t0)
-            row[f"{method}_us_per_sample"] = 1e6 * best / n
-            if ref is None:
-                ref = lp
-            else:
-                row[f"{method}_max_abs_diff"] = float((lp - ref).abs().max())
-        row["autograd_over_exact"] = row["autograd_us_per_sample"] / row["exact_us_per_sample"]
-        row["hutchinson_over_exact"] = row["hutchinson_us_per_sample"] / row["exact_us_per_sample"]
-        rows.append(row)
+        dims, models, n, ode_steps, repeats = tuple(dims)[:1], tuple(models)[:1], 200, 5, 1
+    sched = VESchedule(0.01, 5.0)
+    rows, names = [], {}
+    for kind in models:
+        for d in dims:
+            torch.manual_seed(seed)
+            model = build_score_model(kind, d)
+            names[kind] = f"{type(model).__name__}(d, hidden={model.hidden}, " \
+                f"modules={model.num_modules})"  # fmt: skip
+            rows.append(
+                {"model": kind, "d": d, **_trace_costs(model, sched, n, ode_steps, repeats)}
+            )
     return {
         "rows": rows,
         "protocol": {
             "n": n,
             "solver": f"rk4, {ode_steps} fixed steps",
-            "model": f"NoiseConditionalGradNet(d, hidden={model.hidden}, "
-            f"modules={model.num_modules})",
+            "model": ", ".join(f"{k}: {v}" for k, v in names.items()),
             "threads": 1,
             "repeats": f"best of {repeats}",
         },
     }
+
+
+def _trace_costs(model, sched, n: int, ode_steps: int, repeats: int) -> dict:
+    x = torch.randn(n, model.dim)
+    row: dict = {}
+    ref = None
+    for method in ("exact", "autograd", "hutchinson"):
+        best = math.inf
+        for _ in range(repeats):
+            gen = torch.Generator().manual_seed(0)
+            t0 = time.perf_counter()
+            lp, _ = ode_log_prob(
+                model, sched, x, method, method="rk4", generator=gen,
+                options={"step_size": (1.0 - sched.t_min) / ode_steps},
+            )  # fmt: skip
+            best = min(best, time.perf_counter() - t0)
+        row[f"{method}_us_per_sample"] = 1e6 * best / n
+        if ref is None:
+            ref = lp
+        else:
+            row[f"{method}_max_abs_diff"] = float((lp - ref).abs().max())
+    row["autograd_over_exact"] = row["autograd_us_per_sample"] / row["exact_us_per_sample"]
+    row["hutchinson_over_exact"] = row["hutchinson_us_per_sample"] / row["exact_us_per_sample"]
+    return row

@@ -1,8 +1,9 @@
 r"""Score-based generative models whose score is exactly a gradient field.
 
-A :class:`NoiseConditionalGradNet` is a GradNet in :math:`x` at every noise level, so its
-potential is an energy: Metropolis-adjusted Langevin sampling and likelihoods by the
-probability-flow ODE with a closed-form divergence come with it. :class:`ScoreModel`
+A :class:`NoiseConditionalTwoLayerGradNet` (the default) or a :class:`NoiseConditionalGradNet`
+is a GradNet in :math:`x` at every noise level, so its potential is an energy:
+Metropolis-adjusted Langevin sampling and likelihoods by the probability-flow ODE with a
+closed-form divergence come with it. :class:`ScoreModel`
 wraps training (denoising, sliced or implicit score matching over a VE or VP schedule),
 sampling (predictor–corrector, reverse SDE, probability-flow ODE, annealed Langevin,
 MALA) and likelihood evaluation behind an estimator interface.

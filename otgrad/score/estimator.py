@@ -61,20 +61,22 @@ class ScoreModel(Estimator):
     The data are standardized (mean removed, one scalar scale); a noise-conditional
     model :math:`s(x, \sigma)` is trained by score matching over a noise schedule, with an
     exponential moving average of the weights. The default model,
-    :class:`~otgrad.score.NoiseConditionalGradNet`, is a GradNet at every noise level, so
+    :class:`~otgrad.score.NoiseConditionalTwoLayerGradNet`, is a GradNet at every noise level, so
     :meth:`energy` is its potential (a log-density up to a constant), ``method="mala"``
     can Metropolis-correct, and :meth:`log_prob` integrates the probability-flow ODE with
     the closed-form divergence.
 
     Arguments:
-        net: ``"gradnet"`` (default), ``"mlp"``, ``"gradmlp"`` or a
-            :class:`~otgrad.score.NoiseConditionalScore` instance.
+        net: ``"gradnet"`` (default, :class:`~otgrad.score.NoiseConditionalTwoLayerGradNet`),
+            ``"gradnet-lse"`` (:class:`~otgrad.score.NoiseConditionalGradNet`), ``"mlp"``,
+            ``"gradmlp"`` or a :class:`~otgrad.score.NoiseConditionalScore` instance.
         schedule: ``"ve"`` (default), ``"vp"`` or a :class:`~otgrad.score.NoiseSchedule`.
         objective: ``"dsm"`` (denoising, default), ``"ssm"`` (sliced) or ``"ism"``
             (implicit, with the exact trace).
         sigma_min, sigma_max: The VE noise range in standardized units (the data have unit
             variance): ``log_prob`` is the density of the data blurred by ``sigma_min``
-            times the data scale.
+            times the data scale. A few standard deviations suffice for ``sigma_max``
+            (``docs/score.md``: 5 resolved the FFJORD rings better than 20).
         steps: Training steps.
         batch_size: Samples per step.
         lr: Adam's learning rate (cosine decay).
@@ -106,8 +108,8 @@ class ScoreModel(Estimator):
         objective: str = "dsm",
         *,
         sigma_min: float = 0.01,
-        sigma_max: float = 20.0,
-        steps: int = 5000,
+        sigma_max: float = 5.0,
+        steps: int = 20000,
         batch_size: int = 512,
         lr: float = 2e-3,
         ema: float = 0.999,
@@ -119,11 +121,11 @@ class ScoreModel(Estimator):
     ):
         if not isinstance(net, (str, NoiseConditionalScore)):
             raise TypeError(
-                f"net must be 'gradnet', 'mlp', 'gradmlp' or a NoiseConditionalScore, "
+                f"net must be one of {sorted(_KINDS)} or a NoiseConditionalScore, "
                 f"got {type(net).__name__}"
             )
         if isinstance(net, str) and net not in _KINDS:
-            raise ValueError(f"net must be 'gradnet', 'mlp' or 'gradmlp', got {net!r}")
+            raise ValueError(f"net must be one of {sorted(_KINDS)}, got {net!r}")
         if not isinstance(schedule, str):
             make_schedule(schedule)  # validates
         elif schedule not in ("ve", "vp"):
@@ -243,7 +245,7 @@ class ScoreModel(Estimator):
     def sample(
         self,
         n: int,
-        method: str = "pc",
+        method: str = "sde",
         steps: int = 500,
         *,
         seed: int | None = None,
@@ -255,9 +257,9 @@ class ScoreModel(Estimator):
 
         Arguments:
             n: The number of samples.
-            method: ``"pc"`` (predictor–corrector, default), ``"sde"`` (reverse-SDE
-                Euler–Maruyama), ``"ode"`` (probability flow, ``torchdiffeq``),
-                ``"langevin"`` (annealed Langevin, NCSN) or ``"mala"`` (annealed
+            method: ``"sde"`` (reverse-SDE Euler–Maruyama, default), ``"pc"``
+                (predictor–corrector: a Langevin step after each predictor step),
+                ``"ode"`` (probability flow, ``torchdiffeq``), ``"langevin"`` (annealed Langevin, NCSN) or ``"mala"`` (annealed
                 Metropolis-adjusted Langevin with the energy; conservative models only).
             steps: Time steps (``pc``, ``sde``), or the total Langevin steps
                 (``langevin``, ``mala``: ``steps // steps_per_level`` noise levels).

@@ -145,6 +145,7 @@ MODULES = {
     "ConvGradNet": _image_net,
     "ConvGradNetM": _modular_image_net,
     "NoiseConditionalGradNet": _score_net("NoiseConditionalGradNet"),
+    "NoiseConditionalTwoLayerGradNet": _score_net("NoiseConditionalTwoLayerGradNet"),
     "NoiseConditionalMLP": _score_net("NoiseConditionalMLP"),
     "NoiseConditionalGradMLP": _score_net("NoiseConditionalGradMLP"),
     "FlowNetwork": _flow,

@@ -13,15 +13,19 @@ from otgrad.score import (
     NoiseConditionalGradMLP,
     NoiseConditionalGradNet,
     NoiseConditionalMLP,
+    NoiseConditionalTwoLayerGradNet,
     build_score_model,
 )
+
+GRADNETS = (NoiseConditionalGradNet, NoiseConditionalTwoLayerGradNet)
 
 
 @st.composite
 def gradnets(draw):
     torch.manual_seed(draw(st.integers(0, 2**31 - 1)))
     d = draw(st.integers(1, 5))
-    net = NoiseConditionalGradNet(
+    kind = draw(st.sampled_from(GRADNETS))
+    net = kind(
         d, hidden=draw(st.integers(1, 6)), modules=draw(st.integers(1, 4)), embedding=8, width=8
     ).double()
     with torch.no_grad():  # random heads: the noise level then changes every module
@@ -64,6 +68,15 @@ def test_gradnet_is_a_gradnet_at_every_noise_level(data):
 
 
 @given(st.data())
+def test_score_and_potential_in_one_pass_equal_the_separate_calls(data):
+    net = data.draw(gradnets())
+    x, sigma = _inputs(data.draw, net.dim)
+    score, psi = net._score_and_potential(x, torch.full(x.shape[:-1], sigma, dtype=x.dtype))
+    torch.testing.assert_close(score, net(x, sigma), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(psi, net.potential(x, sigma), rtol=1e-12, atol=1e-12)
+
+
+@given(st.data())
 def test_one_noise_level_per_point_equals_the_fixed_level_view(data):
     net = data.draw(gradnets())
     n = 3
@@ -89,10 +102,11 @@ def test_gradmlp_is_symmetric_and_the_mlp_is_not():
         mlp.potential(x, 0.5)
 
 
+@pytest.mark.parametrize("kind", GRADNETS)
 @pytest.mark.parametrize("method", ["autograd", "hutchinson"])
-def test_trace_methods_agree_with_the_closed_form(method):
+def test_trace_methods_agree_with_the_closed_form(method, kind):
     torch.manual_seed(1)
-    net = NoiseConditionalGradNet(4).double()
+    net = kind(4).double()
     x = torch.randn(1, 4, dtype=torch.float64).expand(4000, 4)
     exact = net.jacobian_trace(x, 0.3)
     other = net.jacobian_trace(x, 0.3, method=method)
