@@ -442,13 +442,13 @@ class NoiseConditionalTwoLayerGradNet(NoiseConditionalScore):
         h, M, d = self.hidden, self.num_modules, self.dim
         v, cin = _skip(x, sigma)
         b, c, a, rho, e = self.head(self._embedding(sigma)).split([h, M, M, 1, d], -1)
-        z = (cin[..., None] * x) @ self.weight.mT + b
-        t = torch.tanh(nn.functional.softplus(z) @ self.mix.mT + c)
+        z = _affine(cin[..., None] * x, self.weight, b)
+        t = torch.tanh(_affine(nn.functional.softplus(z), self.mix, c))
         return v, cin, z, t, a, rho[..., 0].exp(), e
 
     def _evaluate(self, x, sigma, jacobian):
         v, cin, z, t, a, q, e = self._layers(x, sigma)
-        g = a * (1 - t**2)  # a * tanh'
+        g = torch.addcmul(a, a, t * t, value=-1)  # a * tanh'
         gate = torch.sigmoid(z)
         back = g @ self.mix  # U^T g, (*, h)
         out = -(q / v)[..., None] * x + ((gate * back) @ self.weight) / sigma[..., None] + e
@@ -471,13 +471,20 @@ class NoiseConditionalTwoLayerGradNet(NoiseConditionalScore):
         psi = -q * (x**2).sum(-1) / (2 * v) + (a * t).sum(-1) / (sigma * cin) + (e * x).sum(-1)
         if not score:
             return None, psi
-        back = (a * (1 - t**2)) @ self.mix
+        back = torch.addcmul(a, a, t * t, value=-1) @ self.mix
         out = (
             -(q / v)[..., None] * x
             + ((torch.sigmoid(z) * back) @ self.weight) / sigma[..., None]
             + e
         )
         return out, psi
+
+
+def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    r""":math:`x W^\top + b`, one fused GEMM (``addmm``) for a batch of rows."""
+    if x.dim() == 2 and bias.dim() == 2:
+        return torch.addmm(bias, x, weight.mT)
+    return x @ weight.mT + bias
 
 
 def _mlp(n_in: int, n_out: int, hidden: int, layers: int) -> nn.Sequential:
