@@ -181,7 +181,8 @@ def toy2d() -> str:
         parts.append(
             f"Costs, mean over the sets ({steps} training steps; sampling: "
             f"{toy['protocol']['n_test']} points; score: one evaluation at "
-            f"{toy['protocol']['n_test']} points, best of 5; one thread):\n\n" + cost_table(toy)
+            f"{toy['protocol']['n_test']} points, "
+            f"{toy['protocol'].get('score_time', 'best of 5')}; one thread):\n\n" + cost_table(toy)
         )
     else:
         fit: dict[str, list[float]] = {}

@@ -254,8 +254,26 @@ def _skip(x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
     return v, v.rsqrt()
 
 
+class _ModularScore(NoiseConditionalScore):
+    r"""The shared part of the GradNet score models: ``hidden`` units per module, ``modules``
+    modules, a closed-form Jacobian, and the potential from the one-pass
+    ``_score_and_potential(x, sigma, score=False)``."""
+
+    conservative = True
+    closed_form = True
+    _config_attributes = {"modules": "num_modules"}  # nn.Module.modules is a method
+
+    def __init__(self, dim: int, hidden: int, modules: int, embedding: int, width: int):
+        super().__init__(dim, embedding, width)
+        check_positive_int(hidden=hidden, modules=modules)
+        self.hidden, self.num_modules = hidden, modules
+
+    def _potential(self, x, sigma):
+        return self._score_and_potential(x, sigma, score=False)[1]
+
+
 @io.register("NoiseConditionalGradNet")
-class NoiseConditionalGradNet(NoiseConditionalScore):
+class NoiseConditionalGradNet(_ModularScore):
     r"""A noise-conditional modular GradNet: exactly conservative at every noise level.
 
     .. math::
@@ -295,16 +313,10 @@ class NoiseConditionalGradNet(NoiseConditionalScore):
         | Gradient Networks (Chaudhari, Pranav, Moura, 2025), Thm 12.
     """
 
-    conservative = True
-    closed_form = True
-    _config_attributes = {"modules": "num_modules"}  # nn.Module.modules is a method
-
     def __init__(
         self, dim: int, hidden: int = 64, modules: int = 8, embedding: int = 32, width: int = 64
     ):
-        super().__init__(dim, embedding, width)
-        check_positive_int(hidden=hidden, modules=modules)
-        self.hidden, self.num_modules = hidden, modules
+        super().__init__(dim, hidden, modules, embedding, width)
         self.weight = nn.Parameter(orthogonal_weight(modules, hidden, dim) * math.sqrt(hidden))
         # heads on the embedding: biases (M h), log beta (M), a (M), rho (1), c (d)
         self.head = nn.Linear(embedding, modules * hidden + 2 * modules + 1 + dim)
@@ -340,9 +352,6 @@ class NoiseConditionalGradNet(NoiseConditionalScore):
         term = RidgeTerm(self.weight, k[..., None] * p, p[..., None], -k[..., None])
         return out, StructuredJacobian(self.dim, [term], identity=-q / v)
 
-    def _potential(self, x, sigma):
-        return self._score_and_potential(x, sigma, score=False)[1]
-
     def _score_and_potential(self, x, sigma, score=True):
         # one pass: the softmax is exp(z - LSE(z)), so the potential's log-sum-exps are reused
         v, cin, z, beta, a, q, c, w = self._hidden(x, sigma)
@@ -361,7 +370,7 @@ class NoiseConditionalGradNet(NoiseConditionalScore):
 
 
 @io.register("NoiseConditionalTwoLayerGradNet")
-class NoiseConditionalTwoLayerGradNet(NoiseConditionalScore):
+class NoiseConditionalTwoLayerGradNet(_ModularScore):
     r"""A noise-conditional GradNet whose modules share one ridge layer: exactly
     conservative at every noise level, and the default score model.
 
@@ -416,16 +425,10 @@ class NoiseConditionalTwoLayerGradNet(NoiseConditionalScore):
         | Gradient Networks (Chaudhari, Pranav, Moura, 2025), Thm 12.
     """
 
-    conservative = True
-    closed_form = True
-    _config_attributes = {"modules": "num_modules"}  # nn.Module.modules is a method
-
     def __init__(
         self, dim: int, hidden: int = 96, modules: int = 96, embedding: int = 32, width: int = 64
     ):
-        super().__init__(dim, embedding, width)
-        check_positive_int(hidden=hidden, modules=modules)
-        self.hidden, self.num_modules = hidden, modules
+        super().__init__(dim, hidden, modules, embedding, width)
         # ridges of norm ~2 on inputs of unit variance per coordinate
         self.weight = nn.Parameter(torch.randn(hidden, dim) * 1.5 * math.sqrt(2 / dim))
         self.mix = nn.Parameter(torch.randn(modules, hidden) / math.sqrt(hidden))
@@ -446,12 +449,19 @@ class NoiseConditionalTwoLayerGradNet(NoiseConditionalScore):
         t = torch.tanh(_affine(nn.functional.softplus(z), self.mix, c))
         return v, cin, z, t, a, rho[..., 0].exp(), e
 
-    def _evaluate(self, x, sigma, jacobian):
-        v, cin, z, t, a, q, e = self._layers(x, sigma)
-        g = torch.addcmul(a, a, t * t, value=-1)  # a * tanh'
+    def _field(self, x: Tensor, sigma: Tensor, layers: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        # s = -e^rho x / v + W^T (sigmoid(z) * U^T g) / sigma + e, g = a * tanh'
+        v, _, z, t, a, q, e = layers
+        g = torch.addcmul(a, a, t * t, value=-1)
         gate = torch.sigmoid(z)
         back = g @ self.mix  # U^T g, (*, h)
         out = -(q / v)[..., None] * x + ((gate * back) @ self.weight) / sigma[..., None] + e
+        return out, g, gate, back
+
+    def _evaluate(self, x, sigma, jacobian):
+        layers = self._layers(x, sigma)
+        out, g, gate, back = self._field(x, sigma, layers)
+        v, cin, _, t, _, q, _ = layers
         if not jacobian:
             return out, None
         k = (cin / sigma)[..., None]
@@ -463,21 +473,11 @@ class NoiseConditionalTwoLayerGradNet(NoiseConditionalScore):
             self.dim, [ridge], identity=-q / v, outer=[(rows.mT, curvature)]
         )
 
-    def _potential(self, x, sigma):
-        return self._score_and_potential(x, sigma, score=False)[1]
-
     def _score_and_potential(self, x, sigma, score=True):
-        v, cin, z, t, a, q, e = self._layers(x, sigma)
+        layers = self._layers(x, sigma)
+        v, cin, _, t, a, q, e = layers
         psi = -q * (x**2).sum(-1) / (2 * v) + (a * t).sum(-1) / (sigma * cin) + (e * x).sum(-1)
-        if not score:
-            return None, psi
-        back = torch.addcmul(a, a, t * t, value=-1) @ self.mix
-        out = (
-            -(q / v)[..., None] * x
-            + ((torch.sigmoid(z) * back) @ self.weight) / sigma[..., None]
-            + e
-        )
-        return out, psi
+        return (self._field(x, sigma, layers)[0] if score else None), psi
 
 
 def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

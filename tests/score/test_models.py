@@ -136,5 +136,10 @@ def test_bad_input_names_the_argument():
         net(torch.full((2, 2), float("nan")), 0.1)
     with pytest.raises(ValueError, match="kind"):
         build_score_model("unet", 2)
+    for kind in GRADNETS:
+        with pytest.raises(ValueError, match="hidden"):
+            kind(2, hidden=0)
+        with pytest.raises(ValueError, match="modules"):
+            kind(2, modules=-1)
     with pytest.raises(ValueError, match="sigma"):
         net.at(-1.0)
