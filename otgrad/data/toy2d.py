@@ -4,8 +4,11 @@ The eight sets of FFJORD (Grathwohl et al., 2019) with their published parametri
 (``8gaussians``, ``checkerboard``, ``pinwheel``, ``2spirals``, ``swissroll``, ``circles``,
 ``moons``, ``rings``), plus a standard ``gaussian``. Each sampler returns a float64 NumPy
 array of shape ``(n, 2)``; the same ``seed`` gives the same samples. scikit-learn's
-generators are used where it has them (moons, circles, swiss roll). The two sets with a
-closed-form density (``gaussian``, ``8gaussians``) have it in :func:`toy2d_log_prob`, so
+generators are used where it has them (moons, circles, swiss roll). Every sampler draws
+i.i.d. points of its distribution: for moons and circles the number of points in each
+component is binomial (scikit-learn splits ``n`` evenly, and two evenly split samples are
+closer to each other in W2 than two i.i.d. samples: 0.044 against 0.064 for 10,000 moons
+points). The two sets with a closed-form density (``gaussian``, ``8gaussians``) have it in :func:`toy2d_log_prob`, so
 a model's negative log-likelihood can be compared with the true entropy.
 
 References:
@@ -27,6 +30,13 @@ _EIGHT_STD = 0.5 / _SQRT2
 
 def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(2**31))
+
+
+def _two_way_split(n: int, rng: np.random.Generator) -> tuple[int, int]:
+    # scikit-learn's two-component generators put exactly n // 2 points in each component;
+    # an i.i.d. sample of the equal-weight mixture has a binomial count
+    k = int(rng.binomial(n, 0.5))
+    return k, n - k
 
 
 def _gaussian(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -73,14 +83,14 @@ def _swissroll(n: int, rng: np.random.Generator) -> np.ndarray:
 def _circles(n: int, rng: np.random.Generator) -> np.ndarray:
     from sklearn.datasets import make_circles
 
-    x, _ = make_circles(n, noise=0.08, factor=0.5, random_state=_seed(rng))
+    x, _ = make_circles(_two_way_split(n, rng), noise=0.08, factor=0.5, random_state=_seed(rng))
     return 3 * x
 
 
 def _moons(n: int, rng: np.random.Generator) -> np.ndarray:
     from sklearn.datasets import make_moons
 
-    x, _ = make_moons(n, noise=0.1, random_state=_seed(rng))
+    x, _ = make_moons(_two_way_split(n, rng), noise=0.1, random_state=_seed(rng))
     return 2 * x + [-1.0, -0.2]
 
 

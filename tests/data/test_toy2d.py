@@ -57,3 +57,22 @@ def test_bad_arguments():
         toy2d_log_prob("moons", np.zeros((2, 2)))
     with pytest.raises(ValueError, match="shape"):
         toy2d_log_prob("gaussian", np.zeros(2))
+
+
+
+def _first_component(name: str, x: np.ndarray) -> np.ndarray:
+    if name == "circles":  # radii 3 and 1.5, noise 0.24
+        return np.linalg.norm(x, axis=1) > 2.25
+    # moons: arcs of radius 2 about (-1, -0.2) (upper) and (1, 0.8) (lower), noise 0.2
+    upper = np.abs(np.linalg.norm(x - [-1.0, -0.2], axis=1) - 2)
+    lower = np.abs(np.linalg.norm(x - [1.0, 0.8], axis=1) - 2)
+    return upper < lower
+
+
+@pytest.mark.parametrize("name", ["moons", "circles"])
+def test_two_component_sets_are_iid_not_evenly_split(name):
+    # an i.i.d. sample of the equal-weight mixture has a binomial(n, 1/2) count per component
+    n = 400
+    counts = [_first_component(name, sample_toy2d(name, n, seed)).sum() for seed in range(200)]
+    assert abs(np.mean(counts) - n / 2) < 5
+    assert 0.7 * np.sqrt(n / 4) < np.std(counts) < 1.4 * np.sqrt(n / 4)
