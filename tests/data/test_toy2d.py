@@ -59,7 +59,6 @@ def test_bad_arguments():
         toy2d_log_prob("gaussian", np.zeros(2))
 
 
-
 def _first_component(name: str, x: np.ndarray) -> np.ndarray:
     if name == "circles":  # radii 3 and 1.5, noise 0.24
         return np.linalg.norm(x, axis=1) > 2.25
