@@ -14,6 +14,7 @@ __all__ = ["plot_score_samples", "plot_score_densities", "plot_score_fields", "t
 _COLORS = {
     "data": "k",
     "gradnet": "tab:blue",
+    "gradnet-2": "tab:cyan",
     "gradnet-lse": "tab:purple",
     "mlp": "tab:orange",
     "gradmlp": "tab:green",

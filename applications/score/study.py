@@ -20,7 +20,7 @@ from .metrics import mmd
 
 __all__ = ["MODELS", "run_toy2d", "run_mala", "run_trace_speed", "matched_mlp_width"]
 
-MODELS = ("gradnet", "gradnet-lse", "mlp", "gradmlp")
+MODELS = ("gradnet", "gradnet-2", "gradnet-lse", "mlp", "gradmlp")
 
 
 def matched_mlp_width(target: int, dim: int = 2, layers: int = 3) -> int:
@@ -266,7 +266,7 @@ def run_mala(
 def run_trace_speed(
     *,
     dims: Sequence[int] = (2, 16, 64),
-    models: Sequence[str] = ("gradnet", "gradnet-lse"),
+    models: Sequence[str] = ("gradnet", "gradnet-2", "gradnet-lse"),
     n: int = 1000,
     ode_steps: int = 50,
     repeats: int = 3,
@@ -289,7 +289,8 @@ def run_trace_speed(
         for d in dims:
             torch.manual_seed(seed)
             model = build_score_model(kind, d)
-            names[kind] = f"{type(model).__name__}(d, hidden={model.hidden}, " \
+            depth = f", layers={model.layers}" if hasattr(model, "layers") else ""
+            names[kind] = f"{type(model).__name__}(d, hidden={model.hidden}{depth}, " \
                 f"modules={model.num_modules})"  # fmt: skip
             rows.append(
                 {"model": kind, "d": d, **_trace_costs(model, sched, n, ode_steps, repeats)}

@@ -1,6 +1,7 @@
 r"""Score-based generative models whose score is exactly a gradient field.
 
-A :class:`NoiseConditionalTwoLayerGradNet` (the default) or a :class:`NoiseConditionalGradNet`
+A :class:`NoiseConditionalDeepGradNet` (the default), its one-layer case
+:class:`NoiseConditionalTwoLayerGradNet`, or a :class:`NoiseConditionalGradNet`
 is a GradNet in :math:`x` at every noise level, so its potential is an energy:
 Metropolis-adjusted Langevin sampling and likelihoods by the probability-flow ODE with a
 closed-form divergence come with it. :class:`ScoreModel`

@@ -61,13 +61,14 @@ class ScoreModel(Estimator):
     The data are standardized (mean removed, one scalar scale); a noise-conditional
     model :math:`s(x, \sigma)` is trained by score matching over a noise schedule, with an
     exponential moving average of the weights. The default model,
-    :class:`~otgrad.score.NoiseConditionalTwoLayerGradNet`, is a GradNet at every noise level, so
+    :class:`~otgrad.score.NoiseConditionalDeepGradNet`, is a GradNet at every noise level, so
     :meth:`energy` is its potential (a log-density up to a constant), ``method="mala"``
     can Metropolis-correct, and :meth:`log_prob` integrates the probability-flow ODE with
     the closed-form divergence.
 
     Arguments:
-        net: ``"gradnet"`` (default, :class:`~otgrad.score.NoiseConditionalTwoLayerGradNet`),
+        net: ``"gradnet"`` (default, :class:`~otgrad.score.NoiseConditionalDeepGradNet`),
+            ``"gradnet-2"`` (:class:`~otgrad.score.NoiseConditionalTwoLayerGradNet`),
             ``"gradnet-lse"`` (:class:`~otgrad.score.NoiseConditionalGradNet`), ``"mlp"``,
             ``"gradmlp"`` or a :class:`~otgrad.score.NoiseConditionalScore` instance.
         schedule: ``"ve"`` (default), ``"vp"`` or a :class:`~otgrad.score.NoiseSchedule`.

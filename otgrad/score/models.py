@@ -40,6 +40,7 @@ from ..nn.structure import RidgeTerm, StructuredJacobian
 __all__ = [
     "NoiseConditionalScore",
     "NoiseConditionalGradNet",
+    "NoiseConditionalDeepGradNet",
     "NoiseConditionalTwoLayerGradNet",
     "NoiseConditionalMLP",
     "NoiseConditionalGradMLP",
@@ -369,53 +370,54 @@ class NoiseConditionalGradNet(_ModularScore):
         return -(q / v)[..., None] * x + (coef[..., None] * p).flatten(-2) @ w + c
 
 
-@io.register("NoiseConditionalTwoLayerGradNet")
-class NoiseConditionalTwoLayerGradNet(_ModularScore):
-    r"""A noise-conditional GradNet whose modules share one ridge layer: exactly
+@io.register("NoiseConditionalDeepGradNet")
+class NoiseConditionalDeepGradNet(_ModularScore):
+    r"""A noise-conditional GradNet whose modules share a stack of ridge layers: exactly
     conservative at every noise level, and the default score model.
 
     .. math::
         \psi(x, \sigma) = -\frac{e^{\rho(\sigma)}}{2v} \|x\|^2
             + \frac{1}{\sigma c_{\text{in}}} \sum_{m=1}^{M} a_m(\sigma)
-              \tanh\big(u_m^\top \operatorname{softplus}(W c_{\text{in}} x + b(\sigma))
-              + c_m(\sigma)\big) + e(\sigma)^\top x,
+              \tanh\big(u_m^\top h_L + c_m(\sigma)\big) + e(\sigma)^\top x,
+        \qquad h_1 = \operatorname{softplus}(W c_{\text{in}} x + b_1(\sigma)),
+        \quad h_{k+1} = \operatorname{softplus}(V_k h_k + b_{k+1}(\sigma)),
 
-    a scalar network with two hidden layers, and :math:`s = \nabla_x \psi` written out
-    (no automatic differentiation):
+    a scalar network with :math:`L + 1` hidden layers, and :math:`s = \nabla_x \psi` written
+    out (backpropagation by hand, no automatic differentiation):
+    :math:`s = -e^{\rho} x / v + W^\top \delta_1 / \sigma + e` with
+    :math:`\delta_L = \operatorname{sigmoid}(z_L) \odot U^\top (a \odot \tanh')` and
+    :math:`\delta_k = \operatorname{sigmoid}(z_k) \odot V_k^\top \delta_{k+1}`.
 
-    .. math:: s = -\frac{e^{\rho}}{v} x + \frac{1}{\sigma} W^\top \Big(
-              \operatorname{sigmoid}(z) \odot U^\top \big(a \odot \tanh'(U
-              \operatorname{softplus}(z) + c)\big)\Big) + e,
-              \qquad z = W c_{\text{in}} x + b.
+    For fixed :math:`\sigma` this is a GradNet-M (Thm 12) whose :math:`M` modules
+    :math:`\nabla_x \tau_m(\sigma_m(W x + b_1))` share :math:`W` and :math:`b_1`, with the
+    scalar functions :math:`\sigma_m(z) = u_m^\top h_L(z)` and
+    :math:`\tau_m(t) = a_m \tanh(t + c_m)`. Its Jacobian, the Hessian of :math:`\psi`,
 
-    For fixed :math:`\sigma` this is a GradNet-M (Thm 12) with :math:`M` modules
-    :math:`\nabla_x \tau_m(\sigma_m(W x + b))` that share :math:`W` and :math:`b`, with the
-    scalar activations :math:`\sigma_m(z) = \sum_i U_{mi} \operatorname{softplus}(z_i)` and
-    :math:`\tau_m(t) = a_m \tanh(t + c_m)`; its Jacobian
+    .. math:: \frac{c_{\text{in}}}{\sigma} \Big(\sum_{k=1}^{L} J_k^\top
+              \operatorname{diag}\big(\operatorname{sigmoid}'(z_k) \odot V_k^\top
+              \delta_{k+1}\big) J_k + J_y^\top \operatorname{diag}(a \odot \tanh'') J_y
+              \Big) - \frac{e^{\rho}}{v} I, \qquad J_1 = W,\;
+              J_{k+1} = V_k \operatorname{diag}(\operatorname{sigmoid}(z_k)) J_k,
 
-    .. math:: \frac{c_{\text{in}}}{\sigma} W^\top \big(\operatorname{diag}(\operatorname{sigmoid}'(z)
-              \odot U^\top g) + \operatorname{diag}(\operatorname{sigmoid}(z)) U^\top
-              \operatorname{diag}(a \odot \tanh'') U \operatorname{diag}(\operatorname{sigmoid}(z))
-              \big) W - \frac{e^{\rho}}{v} I
-
-    (:math:`g = a \odot \tanh'`) is symmetric and has a closed-form trace in
-    :math:`O(M h d)` per point. The functions :math:`b, c, a, \rho, e` of :math:`\sigma`
-    are linear heads on a learned embedding of :math:`\log\sigma`; :math:`W` and :math:`U`
-    do not depend on :math:`\sigma`. The hyperbolic tangents are bounded, so the quadratic
-    term makes :math:`e^{\psi}` integrable: the potential is a normalizable log-density.
-    Sharing the ridge layer lets every module bend every level set: at about the same
-    parameter count it resolves the FFJORD rings that the log-sum-exp modules of
-    :class:`NoiseConditionalGradNet` fill in (``docs/score.md``).
+    (:math:`V_L = U`, :math:`J_y = J_{L+1}`) is symmetric, built as a
+    :class:`~otgrad.nn.StructuredJacobian` (a ridge term and :math:`L` input-space outer
+    terms) with a closed-form trace in :math:`O(L h^2 d)` per point. The functions
+    :math:`b_k, c, a, \rho, e` of :math:`\sigma` are linear heads on a learned embedding of
+    :math:`\log\sigma`; the weights do not depend on :math:`\sigma`. The hyperbolic tangents
+    are bounded, so the quadratic term makes :math:`e^{\psi}` integrable. With
+    ``layers=1`` this is :class:`NoiseConditionalTwoLayerGradNet`; the second ridge layer of
+    the default sharpens edges and corners (checkerboard, pinwheel: ``docs/score.md``).
 
     Arguments:
         dim: The dimension :math:`d`.
-        hidden: The width :math:`h` of the shared ridge layer :math:`W`.
+        hidden: The width :math:`h` of each ridge layer.
+        layers: The number :math:`L` of ridge layers.
         modules: The number of modules :math:`M` (the rows of :math:`U`).
         embedding: The size of the noise embedding.
         width: The hidden width of the noise embedding network.
 
     Example:
-        >>> net = NoiseConditionalTwoLayerGradNet(2)
+        >>> net = NoiseConditionalDeepGradNet(2)
         >>> x = torch.randn(5, 2)
         >>> jac = net.at(0.3).jacobian(x)
         >>> torch.allclose(jac, jac.mT, atol=1e-5)
@@ -426,74 +428,161 @@ class NoiseConditionalTwoLayerGradNet(_ModularScore):
     """
 
     def __init__(
-        self, dim: int, hidden: int = 96, modules: int = 96, embedding: int = 32, width: int = 64
+        self,
+        dim: int,
+        hidden: int = 70,
+        layers: int = 2,
+        modules: int = 70,
+        embedding: int = 32,
+        width: int = 64,
     ):
         super().__init__(dim, hidden, modules, embedding, width)
+        check_positive_int(layers=layers)
+        self.layers = layers
         # ridges of norm ~2 on inputs of unit variance per coordinate
         self.weight = nn.Parameter(torch.randn(hidden, dim) * 1.5 * math.sqrt(2 / dim))
+        self.inner = nn.ParameterList(
+            [
+                nn.Parameter(torch.randn(hidden, hidden) / math.sqrt(hidden))
+                for _ in range(layers - 1)
+            ]
+        )
         self.mix = nn.Parameter(torch.randn(modules, hidden) / math.sqrt(hidden))
-        # heads on the embedding: b (h), c (M), a (M), rho (1), e (d)
-        self.head = nn.Linear(embedding, hidden + 2 * modules + 1 + dim)
+        # heads on the embedding: b_1 ... b_L (h each), c (M), a (M), rho (1), e (d)
+        lh = layers * hidden
+        self.head = nn.Linear(embedding, lh + 2 * modules + 1 + dim)
         with torch.no_grad():
             self.head.weight.mul_(0.1)
             bias = torch.zeros(self.head.out_features)
-            bias[:hidden].normal_(0, 1)
-            bias[hidden + modules : hidden + 2 * modules].normal_(0, 1 / math.sqrt(modules))
+            bias[:lh].normal_(0, 1)
+            bias[lh + modules : lh + 2 * modules].normal_(0, 1 / math.sqrt(modules))
             self.head.bias.copy_(bias)
 
-    def _layers(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, ...]:
-        h, M, d = self.hidden, self.num_modules, self.dim
-        v, cin = _skip(x, sigma)
-        b, c, a, rho, e = self.head(self._embedding(sigma)).split([h, M, M, 1, d], -1)
-        z = _affine(cin[..., None] * x, self.weight, b)
-        t = torch.tanh(_affine(nn.functional.softplus(z), self.mix, c))
-        return v, cin, z, t, a, rho[..., 0].exp(), e
+    def _heads(self, sigma: Tensor) -> tuple[Tensor, ...]:
+        h, M, L = self.hidden, self.num_modules, self.layers
+        *b, c, a, rho, e = self.head(self._embedding(sigma)).split(
+            [h] * L + [M, M, 1, self.dim], -1
+        )
+        return b, c, a, rho[..., 0].exp(), e
 
-    def _field(self, x: Tensor, sigma: Tensor, layers: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        # s = -e^rho x / v + W^T (sigmoid(z) * U^T g) / sigma + e, g = a * tanh'
-        v, _, z, t, a, q, e = layers
+    def _layers(self, x: Tensor, sigma: Tensor) -> tuple[Tensor, ...]:
+        v, cin = _skip(x, sigma)
+        b, c, a, q, e = self._heads(sigma)
+        zs = [_affine(cin[..., None] * x, self.weight, b[0])]
+        for V, bk in zip(self.inner, b[1:], strict=True):
+            zs.append(_affine(nn.functional.softplus(zs[-1]), V, bk))
+        t = torch.tanh(_affine(nn.functional.softplus(zs[-1]), self.mix, c))
+        return v, cin, zs, t, a, q, e
+
+    def _backward(self, g: Tensor, zs: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        r"""The gates :math:`\operatorname{sigmoid}(z_k)` and the signals :math:`V_k^\top
+        \delta_{k+1}` reaching each ridge layer, from :math:`g = a \odot \tanh'`."""
+        gates = [torch.sigmoid(z) for z in zs]
+        back = [g @ self.mix]
+        for V, gate in zip(reversed(self.inner), reversed(gates[1:]), strict=True):
+            back.insert(0, (gate * back[0]) @ V)
+        return gates, back
+
+    def _field(self, x: Tensor, sigma: Tensor, layers: tuple[Tensor, ...]):
+        v, _, zs, t, a, q, e = layers
         g = torch.addcmul(a, a, t * t, value=-1)
-        gate = torch.sigmoid(z)
-        back = g @ self.mix  # U^T g, (*, h)
-        out = -(q / v)[..., None] * x + ((gate * back) @ self.weight) / sigma[..., None] + e
-        return out, g, gate, back
+        gates, back = self._backward(g, zs)
+        out = -(q / v)[..., None] * x + ((gates[0] * back[0]) @ self.weight) / sigma[..., None] + e
+        return out, g, gates, back
 
     def _score(self, x, sigma):
         if torch.is_grad_enabled() or x.dim() != 2:
             return self._field(x, sigma, self._layers(x, sigma))[0]
         # sampling (no graph): the same operations, elementwise ones in place
-        h, M, d = self.hidden, self.num_modules, self.dim
         v, cin = _skip(x, sigma)
-        b, c, a, rho, e = self.head(self._embedding(sigma)).split([h, M, M, 1, d], -1)
+        b, c, a, q, e = self._heads(sigma)
         per = sigma[: a.shape[0], None]  # one row when sigma is one level for the batch
-        z = _affine(cin[:, None] * x, self.weight, b)
-        gate = torch.sigmoid(z)
+        z = _affine(cin[:, None] * x, self.weight, b[0])
+        gates = []
+        for V, bk in zip(self.inner, b[1:], strict=True):
+            gates.append(torch.sigmoid(z))
+            z = _affine(nn.functional.softplus(z), V, bk)
+        gates.append(torch.sigmoid(z))
         # tanh'(y) = 4 p (1 - p) with p = sigmoid(2 y): sigmoid is several times cheaper
         p = torch.addmm(2 * c, nn.functional.softplus(z), self.mix.mT, alpha=2).sigmoid_()
         g = torch.addcmul(p, p, p, value=-1).mul_(4 * a / per)  # a * tanh' / sigma
-        out = _affine(torch.mm(g, self.mix).mul_(gate), self.weight.mT, e)
-        return out.addcmul_(x, (rho[..., 0].exp() / v)[:, None], value=-1)
+        back = torch.mm(g, self.mix).mul_(gates[-1])
+        for V, gate in zip(reversed(self.inner), reversed(gates[:-1]), strict=True):
+            back = torch.mm(back, V).mul_(gate)
+        out = _affine(back, self.weight.mT, e)
+        return out.addcmul_(x, (q / v)[:, None], value=-1)
 
     def _evaluate(self, x, sigma, jacobian):
         layers = self._layers(x, sigma)
-        out, g, gate, back = self._field(x, sigma, layers)
-        v, cin, _, t, _, q, _ = layers
+        out, g, gates, back = self._field(x, sigma, layers)
         if not jacobian:
             return out, None
+        v, cin, _, t, _, q, _ = layers
         k = (cin / sigma)[..., None]
-        ridge = RidgeTerm(self.weight[None], (k * gate * (1 - gate) * back)[..., None, :])
-        # U diag(sigmoid) W, (*, M, d), as one GEMM over the batch (not a batch of GEMMs)
-        rows = torch.einsum("mh,...hd->...md", self.mix, gate[..., :, None] * self.weight)
-        curvature = -2 * k * g * t  # a * tanh''
-        return out, StructuredJacobian(
-            self.dim, [ridge], identity=-q / v, outer=[(rows.mT, curvature)]
+        ridge = RidgeTerm(
+            self.weight[None], (k * gates[0] * (1 - gates[0]) * back[0])[..., None, :]
         )
+        # J_{k+1} = V_k diag(sigmoid(z_k)) J_k, (*, rows, d), one GEMM over the batch each
+        rows = gates[0][..., :, None] * self.weight
+        outer = []
+        for V, gate, signal in zip(
+            [*self.inner, self.mix], gates[1:] + [None], back[1:] + [None], strict=True
+        ):
+            rows = torch.einsum("mh,...hd->...md", V, rows)
+            if gate is None:  # the modules: a * tanh''
+                outer.append((rows.mT, -2 * k * g * t))
+            else:
+                outer.append((rows.mT, k * gate * (1 - gate) * signal))
+                rows = gate[..., :, None] * rows
+        return out, StructuredJacobian(self.dim, [ridge], identity=-q / v, outer=outer)
 
     def _score_and_potential(self, x, sigma, score=True):
         layers = self._layers(x, sigma)
         v, cin, _, t, a, q, e = layers
         psi = -q * (x**2).sum(-1) / (2 * v) + (a * t).sum(-1) / (sigma * cin) + (e * x).sum(-1)
         return (self._field(x, sigma, layers)[0] if score else None), psi
+
+
+@io.register("NoiseConditionalTwoLayerGradNet")
+class NoiseConditionalTwoLayerGradNet(NoiseConditionalDeepGradNet):
+    r"""A noise-conditional GradNet whose modules share one ridge layer:
+    :class:`NoiseConditionalDeepGradNet` with ``layers=1``,
+
+    .. math::
+        \psi(x, \sigma) = -\frac{e^{\rho(\sigma)}}{2v} \|x\|^2
+            + \frac{1}{\sigma c_{\text{in}}} \sum_{m=1}^{M} a_m(\sigma)
+              \tanh\big(u_m^\top \operatorname{softplus}(W c_{\text{in}} x + b(\sigma))
+              + c_m(\sigma)\big) + e(\sigma)^\top x,
+
+    a scalar network with two hidden layers. For fixed :math:`\sigma` a GradNet-M (Thm 12)
+    with the modules :math:`\nabla_x \tau_m(\sigma_m(W x + b))`,
+    :math:`\sigma_m(z) = \sum_i U_{mi} \operatorname{softplus}(z_i)`,
+    :math:`\tau_m(t) = a_m \tanh(t + c_m)`; its closed-form trace costs :math:`O(M h d)`.
+    Sharing the ridge layer lets every module bend every level set: at about the same
+    parameter count it resolves the FFJORD rings that the log-sum-exp modules of
+    :class:`NoiseConditionalGradNet` fill in (``docs/score.md``).
+
+    Arguments:
+        dim: The dimension :math:`d`.
+        hidden: The width :math:`h` of the ridge layer :math:`W`.
+        modules: The number of modules :math:`M` (the rows of :math:`U`).
+        embedding: The size of the noise embedding.
+        width: The hidden width of the noise embedding network.
+
+    Example:
+        >>> net = NoiseConditionalTwoLayerGradNet(2)
+        >>> torch.allclose(net.jacobian_trace(torch.zeros(1, 2), 0.5),
+        ...                net.at(0.5).jacobian(torch.zeros(1, 2)).diagonal(0, -2, -1).sum(-1))
+        True
+
+    References:
+        | Gradient Networks (Chaudhari, Pranav, Moura, 2025), Thm 12.
+    """
+
+    def __init__(
+        self, dim: int, hidden: int = 96, modules: int = 96, embedding: int = 32, width: int = 64
+    ):
+        super().__init__(dim, hidden, 1, modules, embedding, width)
 
 
 def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -575,7 +664,8 @@ class NoiseConditionalGradMLP(_MLPScore):
 
 
 _KINDS: dict[str, type[NoiseConditionalScore]] = {
-    "gradnet": NoiseConditionalTwoLayerGradNet,
+    "gradnet": NoiseConditionalDeepGradNet,
+    "gradnet-2": NoiseConditionalTwoLayerGradNet,
     "gradnet-lse": NoiseConditionalGradNet,
     "mlp": NoiseConditionalMLP,
     "gradmlp": NoiseConditionalGradMLP,
@@ -583,8 +673,8 @@ _KINDS: dict[str, type[NoiseConditionalScore]] = {
 
 
 def build_score_model(kind: str, dim: int, **kwargs: Any) -> NoiseConditionalScore:
-    r"""A score model by name: ``"gradnet"`` (:class:`NoiseConditionalTwoLayerGradNet`),
-    ``"gradnet-lse"`` (:class:`NoiseConditionalGradNet`), ``"mlp"`` or ``"gradmlp"``."""
+    r"""A score model by name: ``"gradnet"`` (:class:`NoiseConditionalDeepGradNet`),
+    ``"gradnet-2"`` (:class:`NoiseConditionalTwoLayerGradNet`), ``"gradnet-lse"`` (:class:`NoiseConditionalGradNet`), ``"mlp"`` or ``"gradmlp"``."""
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
     return _KINDS[kind](dim, **kwargs)

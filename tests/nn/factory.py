@@ -146,6 +146,7 @@ MODULES = {
     "ConvGradNetM": _modular_image_net,
     "NoiseConditionalGradNet": _score_net("NoiseConditionalGradNet"),
     "NoiseConditionalTwoLayerGradNet": _score_net("NoiseConditionalTwoLayerGradNet"),
+    "NoiseConditionalDeepGradNet": _score_net("NoiseConditionalDeepGradNet"),
     "NoiseConditionalMLP": _score_net("NoiseConditionalMLP"),
     "NoiseConditionalGradMLP": _score_net("NoiseConditionalGradMLP"),
     "FlowNetwork": _flow,

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from otgrad.calculus import symmetry_error
 from otgrad.score import (
+    NoiseConditionalDeepGradNet,
     NoiseConditionalGradMLP,
     NoiseConditionalGradNet,
     NoiseConditionalMLP,
@@ -17,7 +18,7 @@ from otgrad.score import (
     build_score_model,
 )
 
-GRADNETS = (NoiseConditionalGradNet, NoiseConditionalTwoLayerGradNet)
+GRADNETS = (NoiseConditionalGradNet, NoiseConditionalTwoLayerGradNet, NoiseConditionalDeepGradNet)
 
 
 @st.composite
@@ -25,8 +26,14 @@ def gradnets(draw):
     torch.manual_seed(draw(st.integers(0, 2**31 - 1)))
     d = draw(st.integers(1, 5))
     kind = draw(st.sampled_from(GRADNETS))
+    depth = {"layers": draw(st.integers(1, 3))} if kind is NoiseConditionalDeepGradNet else {}
     net = kind(
-        d, hidden=draw(st.integers(1, 6)), modules=draw(st.integers(1, 4)), embedding=8, width=8
+        d,
+        hidden=draw(st.integers(1, 6)),
+        modules=draw(st.integers(1, 4)),
+        embedding=8,
+        width=8,
+        **depth,
     ).double()
     with torch.no_grad():  # random heads: the noise level then changes every module
         for p in net.parameters():
