@@ -125,6 +125,13 @@ def _wins(by: dict, models: list[str], sets: list[str]) -> list[str]:
             f"GradNet better than {other}: NLL on {nll} of {len(sets)} sets, "
             f"W2 on {w2} of {len(sets)}."
         )
+    baselines = [m for m in ("mlp", "gradmlp") if m in models]
+    if "gradnet" in models and len(baselines) == 2:
+        nll = sum(
+            all(by[s, "gradnet"]["nll_ode"] <= by[s, b]["nll_ode"] for b in baselines)
+            for s in sets
+        )
+        lines.append(f"GradNet NLL at or below both MLP baselines on {nll} of {len(sets)} sets.")
     return lines
 
 

@@ -29,13 +29,14 @@ def test_matched_mlp_width_matches_the_parameter_count():
     assert abs(parameter_count(build_score_model("mlp", 2, hidden=w)) - ref) < 0.02 * ref
 
 
-def test_report_renders_every_task():
+def test_report_renders_every_task(monkeypatch):
     results = {
         "toy2d": {
             "rows": [
                 {"set": "moons", "model": "gradnet", "nll_ode": 1.0, "w2": 0.1, "mmd": 1e-3,
                  "nll_grid": 1.1, "w2_floor": 0.05, "mmd_floor": 1e-4},
                 {"set": "moons", "model": "mlp", "nll_ode": 1.2, "w2": 0.2, "mmd": 2e-3},
+                {"set": "moons", "model": "gradmlp", "nll_ode": 0.9, "w2": 0.2, "mmd": 2e-3},
             ]
         },
         "mala": {"rows": [{"step": 0.01, "ula_w2": 0.3, "mala_w2": 0.2, "mala_acceptance": 0.7}],
@@ -46,6 +47,14 @@ def test_report_renders_every_task():
     }  # fmt: skip
     text = tables(results)
     assert "| moons | 1.000 | 0.100 |" in text and "0.70" in text and "2.0×" in text
+    from applications.score import report
+
+    def toy_result(head: str, name: str) -> dict:
+        rows = [{**r, "fit_seconds": 1.0} for r in results["toy2d"]["rows"]]
+        return {"rows": rows, "protocol": {"steps": 10, "n_test": 1}}
+
+    monkeypatch.setattr(report, "load_result", toy_result)
+    assert "below both MLP baselines on 0 of 1 sets" in report.toy2d()
 
 
 def test_quick_run(tmp_path, capsys):
