@@ -237,6 +237,7 @@ def provenance(
         "machine": {
             "platform": platform.platform(),
             "cpu": _cpu_model(),
+            "vector_units": torch.backends.cpu.get_cpu_capability(),
             "cores": os.cpu_count(),
         },
         "torch": torch.__version__,

@@ -7,8 +7,8 @@ their form with a convolution in place of the weight matrix:
           \qquad G_c' = g_c,
 
 where :math:`W` is a (multi-)convolution with zero padding, :math:`W^\top` its exact adjoint
-(``conv_transpose2d`` with the same kernel and padding; on the CPU computed as a
-correlation with the flipped kernel) and :math:`g_c` a scalar map per
+(``conv_transpose2d`` with the same kernel and padding; on the CPU the fastest of
+:data:`ADJOINTS` for the shape, timed once) and :math:`g_c` a scalar map per
 output channel, shared by all pixels: one activation (single layer, eq. (7)) or the
 cascade of eq. (39). The Jacobian :math:`J(x) = W^\top \operatorname{diag}(g'(Wx)) W` is
 symmetric for any :math:`g` (Prop 2.1, Thm 11: a convolution is a linear map) and PSD when
@@ -31,6 +31,7 @@ References:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ __all__ = [
     "check_image",
     "correlate",
     "correlate_adjoint",
+    "ADJOINTS",
 ]
 
 
@@ -109,16 +111,72 @@ class MultiConv2d(nn.Module):
         return correlate_adjoint(y, self.kernel() if kernel is None else kernel)
 
 
-def _adjoint(y: Tensor, k: Tensor) -> Tensor:
-    # conv_transpose2d with the same padding, written as a correlation with the flipped
-    # kernel (the same operator); for one image channel, as a depthwise correlation summed
-    # over channels, which is about 4x faster on CPU than either
-    flipped = k.flip(-1, -2)
+def _fast_length(n: int) -> int:
+    # the smallest 2^a 3^b 5^c >= n (FFT-friendly)
+    while True:
+        m = n
+        for f in (2, 3, 5):
+            while m % f == 0:
+                m //= f
+        if m == 1:
+            return n
+        n += 1
+
+
+def _adjoint_fft(y: Tensor, k: Tensor) -> Tensor:
+    # the product of transforms, cropped: a circular convolution of length >= H + s // 2
+    # equals the zero-padded one on the kept window (no wrap-around reaches it)
+    p = k.shape[-1] // 2
+    h, w = y.shape[-2:]
+    size = (_fast_length(h + p), _fast_length(w + p))
+    Y, K = torch.fft.rfft2(y, s=size), torch.fft.rfft2(k, s=size)
     if k.shape[1] == 1:
-        return F.conv2d(y, flipped, padding=k.shape[-1] // 2, groups=k.shape[0]).sum(
-            1, keepdim=True
-        )
-    return F.conv2d(y, flipped.transpose(0, 1), padding=k.shape[-1] // 2)
+        Z = (Y * K[:, 0]).sum(1, keepdim=True)
+    else:
+        Z = torch.einsum("bo...,oi...->bi...", Y, K)
+    return torch.fft.irfft2(Z, s=size)[..., p : p + h, p : p + w]
+
+
+def _adjoint_depthwise(y: Tensor, k: Tensor) -> Tensor:
+    # for one image channel: a depthwise correlation with the flipped kernel, summed
+    return F.conv2d(y, k.flip(-1, -2), padding=k.shape[-1] // 2, groups=k.shape[0]).sum(
+        1, keepdim=True
+    )
+
+
+def _adjoint_transpose(y: Tensor, k: Tensor) -> Tensor:
+    return F.conv_transpose2d(y, k, padding=k.shape[-1] // 2)
+
+
+#: The ways to compute :math:`W^\top y` on the CPU (the same operator up to rounding).
+ADJOINTS = {"transpose": _adjoint_transpose, "fft": _adjoint_fft, "depthwise": _adjoint_depthwise}
+_CHOSEN: dict[tuple, str] = {}
+
+
+def _adjoint(y: Tensor, k: Tensor) -> Tensor:
+    # the fastest of ADJOINTS for this problem on this machine, timed once per shape and
+    # thread count (their order differs by 6x between CPUs: the library's depthwise and
+    # transposed convolutions depend on the vector units, the FFT much less)
+    key = (tuple(y.shape), tuple(k.shape), y.dtype, torch.get_num_threads())
+    if key not in _CHOSEN:
+        if len(_CHOSEN) > 256:
+            _CHOSEN.clear()
+        _CHOSEN[key] = _fastest(y.detach(), k.detach())
+    return ADJOINTS[_CHOSEN[key]](y, k)
+
+
+def _fastest(y: Tensor, k: Tensor) -> str:
+    names = [n for n in ADJOINTS if n != "depthwise" or k.shape[1] == 1]
+    if y.numel() * k[0, 0].numel() < 2**16:  # too small to matter
+        return "transpose"
+    seconds = {}
+    with torch.no_grad():
+        for name in names:
+            ADJOINTS[name](y, k)  # warm-up
+            start = time.perf_counter()
+            ADJOINTS[name](y, k)
+            seconds[name] = time.perf_counter() - start
+    return min(seconds, key=seconds.get)
 
 
 def _kernel_gradient(x: Tensor, g: Tensor, size: int) -> Tensor:
@@ -171,7 +229,14 @@ def correlate(x: Tensor, k: Tensor) -> Tensor:
 
 
 def correlate_adjoint(y: Tensor, k: Tensor) -> Tensor:
-    r"""The adjoint :math:`W^\top y` of :func:`correlate`, shape ``(B, c_in, H, W)``."""
+    r"""The adjoint :math:`W^\top y` of :func:`correlate`, shape ``(B, c_in, H, W)``.
+
+    On the CPU, the fastest of :data:`ADJOINTS` (a transposed convolution, products of
+    Fourier transforms, or for one image channel a depthwise correlation summed over
+    channels) for this shape, dtype and thread count, chosen by timing each once: their
+    order changes with the processor (the depthwise correlation is 4x faster than the
+    transposed convolution on one, 6x slower on another). All agree up to rounding.
+    """
     if y.device.type != "cpu":
         return F.conv_transpose2d(y, k, padding=k.shape[-1] // 2)
     if _hand_written(y, k):
@@ -264,14 +329,16 @@ def _spline_cascade(
     # the cascade of eq. (39) (cascade_map) in the images' layout: channels on axis 1, so
     # no moved axis and no copies (the solvers' and training's path)
     view = (-1,) + (1,) * (u.dim() - 2)
+    last = len(acts) - 1
     s = None
-    for l, act in enumerate(acts):
+    for l, act in enumerate(acts):  # the output scale alpha_L goes into the last knot values
+        gain = alpha[-1] if l == last else None
         if l == 0:
-            s = act.channels_first(u, beta[0], beta[0] * bias[0])
+            s = act.channels_first(u, beta[0], beta[0] * bias[0], gain)
         else:
             z = torch.addcmul((beta[l] * bias[l]).reshape(view), u, beta[l].reshape(view))
-            s = act.channels_first(torch.addcmul(z, alpha[l - 1].reshape(view), s))
-    return s * alpha[-1].reshape(view)
+            s = act.channels_first(torch.addcmul(z, alpha[l - 1].reshape(view), s), gain=gain)
+    return s
 
 
 @register("ConvGradNet")

@@ -10,7 +10,14 @@ import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from otgrad.nn.conv import ConvGradNet, MultiConv2d, correlate, correlate_adjoint, operator_norm
+from otgrad.nn.conv import (
+    ADJOINTS,
+    ConvGradNet,
+    MultiConv2d,
+    correlate,
+    correlate_adjoint,
+    operator_norm,
+)
 
 
 def _perturb(net: ConvGradNet, seed: int) -> ConvGradNet:
@@ -53,6 +60,40 @@ def test_adjoint(c1, c2, k, seed):
     y = torch.randn(2, c2, 9, 7, generator=gen, dtype=torch.float64)
     lhs, rhs = (W(x) * y).sum(), (x * W.transpose(y)).sum()
     assert torch.isclose(lhs, rhs, rtol=1e-10, atol=1e-10)
+
+
+@given(
+    st.integers(1, 3),
+    st.integers(1, 5),
+    st.sampled_from([1, 3, 5, 7, 13]),
+    st.integers(1, 20),
+    st.integers(1, 20),
+    st.integers(0, 10**6),
+)
+def test_every_adjoint_method_is_the_transposed_convolution(c_in, c_out, k, h, w, seed):
+    """The CPU's candidate ways to compute W^T y (FFT, depthwise, transposed convolution)
+    all equal conv_transpose2d, for any channels, odd kernel and image size (float64)."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randn(2, c_out, h, w, generator=gen, dtype=torch.float64)
+    kernel = torch.randn(c_out, c_in, k, k, generator=gen, dtype=torch.float64)
+    want = F.conv_transpose2d(y, kernel, padding=k // 2)
+    for name, method in ADJOINTS.items():
+        if name == "depthwise" and c_in > 1:
+            continue
+        torch.testing.assert_close(method(y, kernel), want, rtol=1e-10, atol=1e-10)
+
+
+def test_timed_adjoint_choice_on_a_training_sized_batch():
+    """At a size where the choice is timed, the chosen method gives the library's adjoint,
+    with and without gradients."""
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(16, 32, 40, 40, generator=gen)
+    kernel = torch.randn(32, 1, 13, 13, generator=gen, requires_grad=True)
+    want = F.conv_transpose2d(y, kernel, padding=6)
+    tol = 1e-5 * float(want.abs().max())  # float32 sums of 5,408 terms
+    torch.testing.assert_close(correlate_adjoint(y, kernel), want, rtol=0, atol=tol)
+    with torch.no_grad():
+        torch.testing.assert_close(correlate_adjoint(y, kernel), want, rtol=0, atol=tol)
 
 
 @given(st.integers(1, 3), st.integers(1, 4), st.sampled_from([1, 3, 5]), st.integers(0, 10**6))
