@@ -7,8 +7,9 @@ their form with a convolution in place of the weight matrix:
           \qquad G_c' = g_c,
 
 where :math:`W` is a (multi-)convolution with zero padding, :math:`W^\top` its exact adjoint
-(``conv_transpose2d`` with the same kernel and padding; on the CPU the fastest of
-:data:`ADJOINTS` for the shape, timed once) and :math:`g_c` a scalar map per
+(``conv_transpose2d`` with the same kernel and padding; on the CPU :math:`W` and
+:math:`W^\top` are the fastest of :data:`CORRELATIONS` and :data:`ADJOINTS` for the shape,
+timed once) and :math:`g_c` a scalar map per
 output channel, shared by all pixels: one activation (single layer, eq. (7)) or the
 cascade of eq. (39). The Jacobian :math:`J(x) = W^\top \operatorname{diag}(g'(Wx)) W` is
 symmetric for any :math:`g` (Prop 2.1, Thm 11: a convolution is a linear map) and PSD when
@@ -53,6 +54,7 @@ __all__ = [
     "check_image",
     "correlate",
     "correlate_adjoint",
+    "CORRELATIONS",
     "ADJOINTS",
 ]
 
@@ -123,14 +125,17 @@ def _fast_length(n: int) -> int:
         n += 1
 
 
-def _adjoint_fft(y: Tensor, k: Tensor) -> Tensor:
-    # the product of transforms, cropped: a circular convolution of length >= H + s // 2
-    # equals the zero-padded one on the kept window (no wrap-around reaches it)
+def _transpose_fft(y: Tensor, k: Tensor) -> Tensor:
+    # conv_transpose2d(y, k) as a product of transforms, cropped: a circular convolution of
+    # length >= H + s // 2 equals the zero-padded one on the kept window (no wrap-around
+    # reaches it)
     p = k.shape[-1] // 2
     h, w = y.shape[-2:]
     size = (_fast_length(h + p), _fast_length(w + p))
     Y, K = torch.fft.rfft2(y, s=size), torch.fft.rfft2(k, s=size)
-    if k.shape[1] == 1:
+    if k.shape[0] == 1:
+        Z = Y * K[0]
+    elif k.shape[1] == 1:
         Z = (Y * K[:, 0]).sum(1, keepdim=True)
     else:
         Z = torch.einsum("bo...,oi...->bi...", Y, K)
@@ -148,33 +153,50 @@ def _adjoint_transpose(y: Tensor, k: Tensor) -> Tensor:
     return F.conv_transpose2d(y, k, padding=k.shape[-1] // 2)
 
 
-#: The ways to compute :math:`W^\top y` on the CPU (the same operator up to rounding).
-ADJOINTS = {"transpose": _adjoint_transpose, "fft": _adjoint_fft, "depthwise": _adjoint_depthwise}
+def _correlate_direct(x: Tensor, k: Tensor) -> Tensor:
+    return F.conv2d(x, k, padding=k.shape[-1] // 2)
+
+
+def _correlate_fft(x: Tensor, k: Tensor) -> Tensor:
+    # the correlation with k is the transposed convolution with the flipped, transposed kernel
+    return _transpose_fft(x, k.flip(-1, -2).transpose(0, 1))
+
+
+#: The ways to compute :math:`Wx` on the CPU (equal up to rounding).
+CORRELATIONS = {"direct": _correlate_direct, "fft": _correlate_fft}
+#: The ways to compute :math:`W^\top y` on the CPU (equal up to rounding).
+ADJOINTS = {
+    "transpose": _adjoint_transpose,
+    "fft": _transpose_fft,
+    "depthwise": _adjoint_depthwise,
+}
 _CHOSEN: dict[tuple, str] = {}
 
 
-def _adjoint(y: Tensor, k: Tensor) -> Tensor:
-    # the fastest of ADJOINTS for this problem on this machine, timed once per shape and
-    # thread count (their order differs by 6x between CPUs: the library's depthwise and
-    # transposed convolutions depend on the vector units, the FFT much less)
-    key = (tuple(y.shape), tuple(k.shape), y.dtype, torch.get_num_threads())
+def _fastest(table: dict[str, Any], x: Tensor, k: Tensor) -> Tensor:
+    # applies the fastest method of the table for this problem on this machine, timed once
+    # per shape, dtype and thread count: their order changes with the image size and the
+    # processor (the library's convolutions depend on its vector units, the FFT much less)
+    key = (id(table), tuple(x.shape), tuple(k.shape), x.dtype, torch.get_num_threads())
     if key not in _CHOSEN:
         if len(_CHOSEN) > 256:
             _CHOSEN.clear()
-        _CHOSEN[key] = _fastest(y.detach(), k.detach())
-    return ADJOINTS[_CHOSEN[key]](y, k)
+        _CHOSEN[key] = _time_methods(table, x.detach(), k.detach())
+    return table[_CHOSEN[key]](x, k)
 
 
-def _fastest(y: Tensor, k: Tensor) -> str:
-    names = [n for n in ADJOINTS if n != "depthwise" or k.shape[1] == 1]
-    if y.numel() * k[0, 0].numel() < 2**16:  # too small to matter
-        return "transpose"
+def _time_methods(table: dict[str, Any], x: Tensor, k: Tensor) -> str:
+    # one run of each on at most 8 images (their costs grow alike with the batch and
+    # differ by several times)
+    names = [n for n in table if n != "depthwise" or k.shape[1] == 1]
+    x = x[:8]
+    if x.numel() * k[0].numel() < 2**16:  # too small to matter: the library's
+        return names[0]
     seconds = {}
     with torch.no_grad():
         for name in names:
-            ADJOINTS[name](y, k)  # warm-up
             start = time.perf_counter()
-            ADJOINTS[name](y, k)
+            table[name](x, k)
             seconds[name] = time.perf_counter() - start
     return min(seconds, key=seconds.get)
 
@@ -195,7 +217,7 @@ class _Correlation(torch.autograd.Function):
     # again: double backward goes through the same functions.
     @staticmethod
     def forward(x: Tensor, k: Tensor, adjoint: bool) -> Tensor:
-        return _adjoint(x, k) if adjoint else F.conv2d(x, k, padding=k.shape[-1] // 2)
+        return _fastest(ADJOINTS if adjoint else CORRELATIONS, x, k)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
@@ -217,15 +239,19 @@ def correlate(x: Tensor, k: Tensor) -> Tensor:
     r"""The zero-padded ("same") cross-correlation :math:`Wx` of ``x`` ``(B, c_in, H, W)``
     with the odd-sized kernel ``k`` ``(c_out, c_in, s, s)``, shape ``(B, c_out, H, W)``.
 
-    On the CPU its gradients are computed as correlations too (:func:`correlate_adjoint`
-    for ``x``), several times faster there than the library backward for large kernels; on
-    other devices the library's convolutions and their backward are used (the
-    batch-as-channels kernel gradient is a correlation with an image-sized kernel, which
-    GPU libraries run slowly).
+    On the CPU it is the fastest of :data:`CORRELATIONS` (the library's convolution or
+    products of Fourier transforms, which win on large images) for this shape, chosen by
+    timing each once, and its gradients are computed as correlations too
+    (:func:`correlate_adjoint` for ``x``), several times faster there than the library
+    backward for large kernels; on other devices the library's convolutions and their
+    backward are used (the batch-as-channels kernel gradient is a correlation with an
+    image-sized kernel, which GPU libraries run slowly).
     """
+    if x.device.type != "cpu":
+        return F.conv2d(x, k, padding=k.shape[-1] // 2)
     if _hand_written(x, k):
         return _Correlation.apply(x, k, False)
-    return F.conv2d(x, k, padding=k.shape[-1] // 2)
+    return _fastest(CORRELATIONS, x, k)
 
 
 def correlate_adjoint(y: Tensor, k: Tensor) -> Tensor:
@@ -241,7 +267,7 @@ def correlate_adjoint(y: Tensor, k: Tensor) -> Tensor:
         return F.conv_transpose2d(y, k, padding=k.shape[-1] // 2)
     if _hand_written(y, k):
         return _Correlation.apply(y, k, True)
-    return _adjoint(y, k)
+    return _fastest(ADJOINTS, y, k)
 
 
 def _hand_written(x: Tensor, k: Tensor) -> bool:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from otgrad.nn.conv import (
     ADJOINTS,
+    CORRELATIONS,
     ConvGradNet,
     MultiConv2d,
     correlate,
@@ -70,9 +71,10 @@ def test_adjoint(c1, c2, k, seed):
     st.integers(1, 20),
     st.integers(0, 10**6),
 )
-def test_every_adjoint_method_is_the_transposed_convolution(c_in, c_out, k, h, w, seed):
+def test_every_method_is_the_library_convolution(c_in, c_out, k, h, w, seed):
     """The CPU's candidate ways to compute W^T y (FFT, depthwise, transposed convolution)
-    all equal conv_transpose2d, for any channels, odd kernel and image size (float64)."""
+    all equal conv_transpose2d, and those of W x (direct, FFT) conv2d, for any channels,
+    odd kernel and image size (float64)."""
     gen = torch.Generator().manual_seed(seed)
     y = torch.randn(2, c_out, h, w, generator=gen, dtype=torch.float64)
     kernel = torch.randn(c_out, c_in, k, k, generator=gen, dtype=torch.float64)
@@ -81,19 +83,30 @@ def test_every_adjoint_method_is_the_transposed_convolution(c_in, c_out, k, h, w
         if name == "depthwise" and c_in > 1:
             continue
         torch.testing.assert_close(method(y, kernel), want, rtol=1e-10, atol=1e-10)
+    x = torch.randn(2, c_in, h, w, generator=gen, dtype=torch.float64)
+    want = F.conv2d(x, kernel, padding=k // 2)
+    for method in CORRELATIONS.values():
+        torch.testing.assert_close(method(x, kernel), want, rtol=1e-10, atol=1e-10)
 
 
-def test_timed_adjoint_choice_on_a_training_sized_batch():
-    """At a size where the choice is timed, the chosen method gives the library's adjoint,
-    with and without gradients."""
+@pytest.mark.parametrize("size", [(16, 40, 40), (1, 160, 96)])
+def test_timed_choice_at_training_and_image_sizes(size):
+    """Where the methods are timed (a training batch of patches, one large image), the
+    chosen ones give the library's W x and W^T y, with and without gradients."""
+    batch, h, w = size
     gen = torch.Generator().manual_seed(0)
-    y = torch.randn(16, 32, 40, 40, generator=gen)
+    x = torch.randn(batch, 1, h, w, generator=gen)
+    y = torch.randn(batch, 32, h, w, generator=gen)
     kernel = torch.randn(32, 1, 13, 13, generator=gen, requires_grad=True)
-    want = F.conv_transpose2d(y, kernel, padding=6)
-    tol = 1e-5 * float(want.abs().max())  # float32 sums of 5,408 terms
-    torch.testing.assert_close(correlate_adjoint(y, kernel), want, rtol=0, atol=tol)
-    with torch.no_grad():
-        torch.testing.assert_close(correlate_adjoint(y, kernel), want, rtol=0, atol=tol)
+    for ours, library, inp in (
+        (correlate, lambda a, b: F.conv2d(a, b, padding=6), x),
+        (correlate_adjoint, lambda a, b: F.conv_transpose2d(a, b, padding=6), y),
+    ):
+        want = library(inp, kernel)
+        tol = 1e-5 * float(want.abs().max())  # float32 sums of up to 5,408 terms
+        torch.testing.assert_close(ours(inp, kernel), want, rtol=0, atol=tol)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(inp, kernel), want, rtol=0, atol=tol)
 
 
 @given(st.integers(1, 3), st.integers(1, 4), st.sampled_from([1, 3, 5]), st.integers(0, 10**6))
