@@ -248,11 +248,7 @@ def correlate(x: Tensor, k: Tensor) -> Tensor:
     backward are used (the batch-as-channels kernel gradient is a correlation with an
     image-sized kernel, which GPU libraries run slowly).
     """
-    if x.device.type != "cpu":
-        return F.conv2d(x, k, padding=k.shape[-1] // 2)
-    if _hand_written(x, k):
-        return _Correlation.apply(x, k, False)
-    return _fastest(CORRELATIONS, x, k)
+    return _apply(x, k, adjoint=False)
 
 
 def correlate_adjoint(y: Tensor, k: Tensor) -> Tensor:
@@ -264,17 +260,16 @@ def correlate_adjoint(y: Tensor, k: Tensor) -> Tensor:
     order changes with the processor (the depthwise correlation is 4x faster than the
     transposed convolution on one, 6x slower on another). All agree up to rounding.
     """
-    if y.device.type != "cpu":
-        return F.conv_transpose2d(y, k, padding=k.shape[-1] // 2)
-    if _hand_written(y, k):
-        return _Correlation.apply(y, k, True)
-    return _fastest(ADJOINTS, y, k)
+    return _apply(y, k, adjoint=True)
 
 
-def _hand_written(x: Tensor, k: Tensor) -> bool:
-    # the CPU backward by correlations, where a gradient is needed
-    grad = torch.is_grad_enabled() and (x.requires_grad or k.requires_grad)
-    return grad and x.device.type == "cpu"
+def _apply(x: Tensor, k: Tensor, adjoint: bool) -> Tensor:
+    if x.device.type != "cpu":
+        library = F.conv_transpose2d if adjoint else F.conv2d
+        return library(x, k, padding=k.shape[-1] // 2)
+    if torch.is_grad_enabled() and (x.requires_grad or k.requires_grad):
+        return _Correlation.apply(x, k, adjoint)  # the backward by correlations
+    return _fastest(ADJOINTS if adjoint else CORRELATIONS, x, k)
 
 
 def operator_norm(kernel: Tensor, grid: int = 512, rigorous: bool = True) -> Tensor:
