@@ -405,8 +405,9 @@ class NoiseConditionalDeepGradNet(_ModularScore):
     :math:`b_k, c, a, \rho, e` of :math:`\sigma` are linear heads on a learned embedding of
     :math:`\log\sigma`; the weights do not depend on :math:`\sigma`. The hyperbolic tangents
     are bounded, so the quadratic term makes :math:`e^{\psi}` integrable. With
-    ``layers=1`` this is :class:`NoiseConditionalTwoLayerGradNet`; the second ridge layer of
-    the default sharpens edges and corners (checkerboard, pinwheel: ``docs/score.md``).
+    ``layers=1`` this is :class:`NoiseConditionalTwoLayerGradNet`; the deeper stack of the
+    default sharpens edges, corners and thin curves at the same parameter count
+    (``docs/score.md``).
 
     Arguments:
         dim: The dimension :math:`d`.
@@ -430,9 +431,9 @@ class NoiseConditionalDeepGradNet(_ModularScore):
     def __init__(
         self,
         dim: int,
-        hidden: int = 70,
-        layers: int = 2,
-        modules: int = 70,
+        hidden: int = 56,
+        layers: int = 3,
+        modules: int = 56,
         embedding: int = 32,
         width: int = 64,
     ):
