@@ -419,25 +419,31 @@ class LinearSpline(Activation):
         :meth:`forward` up to rounding.
         """
         c = self.values() if gain is None else self.values() * gain[:, None]
-        view = (c.shape[0],) + (1,) * (u.dim() - 2)
         t0, delta = self.knots[0], self.knots[1] - self.knots[0]  # tensors: no device sync
         if torch.is_grad_enabled():
             return _ChannelsFirstSpline.apply(u, c, scale, shift, t0, delta)
         with torch.no_grad():
-            scale = torch.ones_like(c[:, 0]) if scale is None else scale
-            shift = torch.zeros_like(c[:, 0]) if shift is None else shift
-            s = torch.addcmul(
-                ((shift - t0) / delta).reshape(view), u, (scale / delta).reshape(view)
-            )
-            return _spline_at(s, c)
+            return _spline_at(_knot_coordinates(u, c, scale, shift, t0, delta), c)[0]
 
 
-def _spline_at(s: Tensor, c: Tensor) -> Tensor:
+def _knot_coordinates(
+    u: Tensor, c: Tensor, scale: Tensor | None, shift: Tensor | None, t0: Tensor, delta: Tensor
+) -> Tensor:
+    # (scale_c u + shift_c - t_0) / delta in one addcmul (units on axis 1)
+    view = (c.shape[0],) + (1,) * (u.dim() - 2)
+    a = (torch.ones_like(c[:, 0]) if scale is None else scale) / delta
+    b = ((torch.zeros_like(c[:, 0]) if shift is None else shift) - t0) / delta
+    return torch.addcmul(b.reshape(view), u, a.reshape(view))
+
+
+def _spline_at(s: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     # the spline of values c (h, K) at knot coordinates s (units on axis 1, overwritten):
-    # the segment's start plus its rise times the offset
+    # the segment's start plus its rise times the offset. Also returns the segments, the
+    # offsets and the rises (the backward's)
     idx, frac = _segments(s, c.shape[1])
     start, rise = c[:, :-1].contiguous(), (c[:, 1:] - c[:, :-1]).contiguous()
-    return torch.addcmul(_lookup(start, idx), _lookup(rise, idx), frac)
+    r = _lookup(rise, idx)
+    return torch.addcmul(_lookup(start, idx), r, frac), idx, frac, r
 
 
 def _segments(s: Tensor, knots: int) -> tuple[Tensor, Tensor]:
@@ -458,14 +464,9 @@ class _ChannelsFirstSpline(torch.autograd.Function):
     def forward(ctx: Any, u, c, scale, shift, t0, delta):  # type: ignore[override]
         h, K = c.shape
         view = (h,) + (1,) * (u.dim() - 2)
-        a = (torch.ones_like(c[:, 0]) if scale is None else scale) / delta
-        b = ((torch.zeros_like(c[:, 0]) if shift is None else shift) - t0) / delta
-        s = torch.addcmul(b.reshape(view), u, a.reshape(view))
+        s = _knot_coordinates(u, c, scale, shift, t0, delta)
         inside = (s > 0).logical_and_(s < K - 1)  # off the knot range the spline is constant
-        idx, frac = _segments(s, K)
-        start, rise = c[:, :-1].contiguous(), (c[:, 1:] - c[:, :-1]).contiguous()
-        r = _lookup(rise, idx)
-        out = torch.addcmul(_lookup(start, idx), r, frac)
+        out, idx, frac, r = _spline_at(s, c)
         slope = r.mul_(inside).div_(delta)  # d sigma / d t at t = scale u + shift
         ctx.save_for_backward(slope, idx, frac, u if ctx.needs_input_grad[2] else None, scale)
         ctx.view, ctx.knots = view, K

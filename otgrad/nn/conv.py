@@ -173,11 +173,13 @@ ADJOINTS = {
 _CHOSEN: dict[tuple, str] = {}
 
 
-def _fastest(table: dict[str, Any], x: Tensor, k: Tensor) -> Tensor:
-    # applies the fastest method of the table for this problem on this machine, timed once
-    # per shape, dtype and thread count: their order changes with the image size and the
-    # processor (the library's convolutions depend on its vector units, the FFT much less)
-    key = (id(table), tuple(x.shape), tuple(k.shape), x.dtype, torch.get_num_threads())
+def _fastest(x: Tensor, k: Tensor, adjoint: bool) -> Tensor:
+    # applies the fastest method of ADJOINTS or CORRELATIONS for this problem on this
+    # machine, timed once per shape, dtype and thread count: their order changes with the
+    # image size and the processor (the library's convolutions depend on its vector units,
+    # the FFT much less)
+    table = ADJOINTS if adjoint else CORRELATIONS
+    key = (adjoint, tuple(x.shape), tuple(k.shape), x.dtype, torch.get_num_threads())
     if key not in _CHOSEN:
         if len(_CHOSEN) > 256:
             _CHOSEN.clear()
@@ -218,7 +220,7 @@ class _Correlation(torch.autograd.Function):
     # again: double backward goes through the same functions.
     @staticmethod
     def forward(x: Tensor, k: Tensor, adjoint: bool) -> Tensor:
-        return _fastest(ADJOINTS if adjoint else CORRELATIONS, x, k)
+        return _fastest(x, k, adjoint)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
@@ -269,7 +271,7 @@ def _apply(x: Tensor, k: Tensor, adjoint: bool) -> Tensor:
         return library(x, k, padding=k.shape[-1] // 2)
     if torch.is_grad_enabled() and (x.requires_grad or k.requires_grad):
         return _Correlation.apply(x, k, adjoint)  # the backward by correlations
-    return _fastest(ADJOINTS if adjoint else CORRELATIONS, x, k)
+    return _fastest(x, k, adjoint)
 
 
 def operator_norm(kernel: Tensor, grid: int = 512, rigorous: bool = True) -> Tensor:

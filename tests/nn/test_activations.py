@@ -133,6 +133,34 @@ def test_spline_channels_first_path_equals_forward(monotone, seed):
     torch.testing.assert_close(identity, spline(u.movedim(1, -1)).movedim(-1, 1))
 
 
+@pytest.mark.parametrize("monotone", [True, False])
+def test_spline_channels_first_gain_scales_the_output(monotone):
+    """``gain`` (folded into the knot values) equals multiplying the output, for the values
+    and for the gradients of every input, with and without a graph."""
+    gen = torch.Generator().manual_seed(1)
+    spline = LinearSpline(4, knots=6, monotone=monotone, span=1.0).double()
+    u = 2 * torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64)
+    scale = torch.rand(4, generator=gen, dtype=torch.float64) + 0.5
+    shift = torch.randn(4, generator=gen, dtype=torch.float64)
+    gain = torch.randn(4, generator=gen, dtype=torch.float64)
+    view = (4, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            spline.channels_first(u, scale, shift, gain),
+            spline.channels_first(u, scale, shift) * gain.reshape(view),
+            rtol=0,
+            atol=1e-12,
+        )
+    inputs = [t.clone().requires_grad_() for t in (u, scale, shift, gain)]
+    weight = torch.randn(u.shape, generator=gen, dtype=torch.float64)
+    ours = (spline.channels_first(*inputs) * weight).sum()
+    ref = (spline.channels_first(*inputs[:3]) * inputs[3].reshape(view) * weight).sum()
+    params = [*inputs, spline.raw]
+    got, want = torch.autograd.grad(ours, params), torch.autograd.grad(ref, params)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", ["softmax", "wsoftmax", "logcosh"])
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_group_gradient_on_any_axis_equals_forward(name, dim):
