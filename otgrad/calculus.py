@@ -177,27 +177,49 @@ class InverseError(RuntimeError):
 
 
 def _batched_cg(
-    matvec: Callable[[Tensor], Tensor], b: Tensor, tol: float, max_iter: int
+    matvec: Callable[[Tensor], Tensor],
+    b: Tensor,
+    tol: float,
+    max_iter: int,
+    precondition: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """Conjugate gradient for a batch of SPD systems ``A_i x_i = b_i``, rows independent."""
+    """(Preconditioned) conjugate gradient for a batch of SPD systems ``A_i x_i = b_i``, rows
+    independent; ``precondition`` applies an SPD approximation of :math:`A_i^{-1}` to rows."""
+    tiny = torch.finfo(b.dtype).tiny
     x = torch.zeros_like(b)
     r = b.clone()
-    p = r.clone()
-    rs = (r * r).sum(-1)
-    bnorm = rs.sqrt().clamp_min(torch.finfo(b.dtype).tiny)
+    z = r if precondition is None else precondition(r)
+    p = z.clone()
+    rz = (r * z).sum(-1)
+    bnorm = b.norm(dim=-1).clamp_min(tiny)
     for _ in range(max_iter):
         ap = matvec(p)
         pap = (p * ap).sum(-1)
-        alpha = torch.where(pap > 0, rs / pap.clamp_min(torch.finfo(b.dtype).tiny), 0.0)
+        alpha = torch.where(pap > 0, rz / pap.clamp_min(tiny), 0.0)
         x = x + alpha[:, None] * p
         r = r - alpha[:, None] * ap
-        rs_new = (r * r).sum(-1)
-        if bool((rs_new.sqrt() <= tol * bnorm).all()):
+        if bool((r.norm(dim=-1) <= tol * bnorm).all()):
             break
-        beta = rs_new / rs.clamp_min(torch.finfo(b.dtype).tiny)
-        p = r + beta[:, None] * p
-        rs = rs_new
+        z = r if precondition is None else precondition(r)
+        rz_new = (r * z).sum(-1)
+        p = z + (rz_new / rz.clamp_min(tiny))[:, None] * p
+        rz = rz_new
     return x
+
+
+def _centroid_preconditioner(
+    jacobian: Callable[[Tensor], Tensor] | None, x: Tensor
+) -> Callable[[Tensor], Tensor] | None:
+    r""":math:`v \mapsto J(\bar x)^{-1} v` with :math:`\bar x` the mean of the points: one
+    :math:`d \times d` Jacobian and its Cholesky factor, a preconditioner for every point's
+    system (``None`` without a Jacobian or where it is not positive definite)."""
+    if jacobian is None:
+        return None
+    chol, info = torch.linalg.cholesky_ex(jacobian(x.mean(0, keepdim=True))[0])
+    if int(info) != 0 or not bool(torch.isfinite(chol).all()):
+        return None
+    inverse = torch.cholesky_inverse(chol)
+    return lambda r: r @ inverse
 
 
 @eager_when_compiled  # data-dependent stopping
@@ -214,6 +236,8 @@ def invert(
     max_iter: int = 100,
     method: str = "auto",
     strict: bool = True,
+    precondition: bool = True,
+    history: list[int] | None = None,
 ) -> Tensor:
     r"""Solves :math:`f(x) = y` for a strongly monotone gradient field :math:`f = \nabla\psi`.
 
@@ -221,7 +245,8 @@ def invert(
     we take Newton steps on that problem with the closed-form Jacobian
     (``method="newton"``, a batched Cholesky solve, for small :math:`d`) or with
     conjugate gradients on the Jacobian-vector product (``method="newton-cg"``,
-    matrix-free, for large :math:`d`). Plain Newton diverges from far starts, so every
+    matrix-free, for large :math:`d`, preconditioned by the inverse Jacobian at the mean
+    of the starting points when a Jacobian is available). Plain Newton diverges from far starts, so every
     step is damped by a per-sample backtracking line search on the merit
     :math:`\tfrac12\|f(x) - y\|^2`, for which the Newton direction is a descent
     direction whenever :math:`J` is positive definite.
@@ -245,6 +270,14 @@ def invert(
         strict: Raise :class:`InverseError` when some sample misses the tolerance;
             with ``False`` the last iterate is returned instead (for inner solves that
             are warm-started again at the next step, e.g. the semi-dual OT loss).
+        precondition: For ``"newton-cg"`` with a ``jacobian``: precondition the conjugate
+            gradients by :math:`J(\bar x)^{-1}`, :math:`\bar x` the mean of the starting
+            points (one :math:`d \times d` Cholesky factorization per call; at
+            :math:`d = 128` it cut the conjugate-gradient iterations of the W2 benchmark's
+            semi-dual fit about fivefold).
+        history: A list to which the number of points still iterating is appended at
+            every Newton iteration (its length is the number of iterations, its sum the
+            work in point-iterations).
 
     Returns:
         The solution :math:`x`, detached, with the shape of ``y``.
@@ -265,10 +298,15 @@ def invert(
         r = forward(x) - y
         merit = 0.5 * (r * r).sum(-1)
         active = r.norm(dim=-1) > tol * scale
+        pre = None
+        if method == "newton-cg" and precondition and bool(active.any()):
+            pre = _centroid_preconditioner(jacobian, x[active])
         for _ in range(max_iter):
             if not bool(active.any()):
                 break
             idx = active.nonzero().squeeze(-1)
+            if history is not None:
+                history.append(len(idx))
             xa, ra = x[idx], r[idx]
             if method == "newton":
                 step = _newton_step(jacobian(xa), ra)
@@ -278,7 +316,7 @@ def invert(
                 rel = float((ra.norm(dim=-1) / scale[idx]).max())
                 forcing = max(min(0.1, math.sqrt(rel)), 1e-2 * tol)
                 op = linearize(xa) if linearize is not None else (lambda v, xa=xa: jvp(xa, v))
-                step = -_batched_cg(op, ra, forcing, 2 * y.shape[-1] + 10)
+                step = -_batched_cg(op, ra, forcing, 2 * y.shape[-1] + 10, pre)
             x[idx], r[idx], merit[idx] = _line_search(forward, y[idx], xa, ra, merit[idx], step)
             active[idx] = r[idx].norm(dim=-1) > tol * scale[idx]
         res = (r.norm(dim=-1) / scale).nan_to_num(nan=math.inf)

@@ -105,3 +105,35 @@ def test_newton_cg_builds_the_operator_once_per_iteration():
     x = calculus.invert(net._forward, y, linearize=linearize, method="newton-cg", tol=1e-10)
     torch.testing.assert_close(net(x), y, atol=1e-8, rtol=0)
     assert 0 < calls["linearize"] < calls["matvec"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_preconditioned_newton_cg_solves_the_same_systems_with_fewer_products(seed):
+    from otgrad.ot import default_network
+
+    torch.manual_seed(seed)
+    net = default_network(40).double()
+    with torch.no_grad():  # an anisotropic linear part, as after a Gaussian start
+        net.net.nets[0].raw_alpha.add_(3 * torch.randn(40, dtype=torch.float64))
+    x = torch.randn(64, 40, dtype=torch.float64)
+    y = net(x)
+    calls = {True: 0, False: 0}
+    solutions = {}
+    for pre in (True, False):
+
+        def linearize(z, pre=pre):
+            op = net._linearize(z)
+
+            def matvec(v):
+                calls[pre] += 1
+                return op(v)
+
+            return matvec
+
+        solutions[pre] = calculus.invert(
+            net._forward, y, jacobian=net._dense_jacobian, linearize=linearize,
+            method="newton-cg", tol=1e-11, precondition=pre,
+        )  # fmt: skip
+        torch.testing.assert_close(net(solutions[pre]), y, atol=1e-9, rtol=0)
+    torch.testing.assert_close(solutions[True], solutions[False], atol=1e-7, rtol=0)
+    assert calls[True] < calls[False] / 2

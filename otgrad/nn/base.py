@@ -236,6 +236,7 @@ class GradientNetwork(nn.Module, metaclass=abc.ABCMeta):
         max_iter: int = 100,
         method: str = "auto",
         strict: bool = True,
+        history: list[int] | None = None,
     ) -> Tensor:
         r"""Solves :math:`f(x) = y` for a monotone (ideally strongly monotone) network.
 
@@ -251,6 +252,8 @@ class GradientNetwork(nn.Module, metaclass=abc.ABCMeta):
             method: ``"auto"``, ``"newton"`` or ``"newton-cg"``.
             strict: With ``False``, return the last iterate instead of raising when the
                 tolerance is missed (inner solves that are warm-started again later).
+            history: A list that receives the number of points still iterating at each
+                Newton iteration (see :func:`otgrad.calculus.invert`).
 
         Returns:
             :math:`x = f^{-1}(y)`, shape ``(*, d)``.
@@ -284,6 +287,7 @@ class GradientNetwork(nn.Module, metaclass=abc.ABCMeta):
             max_iter=max_iter,
             method=method,
             strict=strict,
+            history=history,
         )
         return x.reshape(y.shape)
 
