@@ -36,18 +36,32 @@ class SemiDual:
     conjugate point :math:`x^*` comes from the network's Newton inverse, solved without
     gradient; by the envelope theorem :math:`\partial_\theta \psi^*(y) = -\partial_\theta
     \psi(x^*)`, so one backward pass through two potential evaluations gives the exact
-    gradient. Each target sample keeps its last :math:`x^*` as the next warm start
-    (amortization): the parameters move little between visits, so a Newton step or two
-    suffices.
+    gradient.
+
+    Warm starts (amortization). With a fixed ``target`` set, each target keeps its last
+    :math:`x^*` as a warm start for its next visit. With an ``amortizer`` (a model
+    :math:`\hat x(y) \approx \nabla\psi^*(y)`, e.g. an mGradNet: the inverse of a monotone
+    gradient is one), each solve starts, per target, from the better (smaller residual) of
+    the stored point and the prediction, and the amortizer then takes one Adam step on the
+    regression :math:`\|\hat x(y) - x^*\|^2` onto the solutions (Amos, 2023). The solve
+    stays exact: the amortizer only shortens it. Without a fixed set (``target=None``, fresh
+    target samples at every step) the prediction is the only warm start.
 
     Arguments:
         target: All target samples :math:`y_j`, shape ``(m, d)``; minibatches refer to
-            them by index.
+            them by index. ``None``: minibatches are target samples themselves.
         tol: The relative residual tolerance of the inner inverse.
         max_iter: The Newton iterations per step (unconverged points keep their last
             iterate and are refined at the next visit).
         x0: Initial guesses of the conjugate points, shape of ``target`` (default
             ``target``), e.g. the inverse of an initial linear map.
+        amortizer: A module mapping target points ``(n, d)`` to predicted conjugate points
+            ``(n, d)``, trained here (its own Adam optimizer).
+        amortizer_lr: The amortizer's learning rate.
+
+    Attributes:
+        iterations: For each call, the number of points still iterating at each Newton
+            iteration (:func:`otgrad.calculus.invert`'s ``history``).
 
     Example:
         >>> from otgrad.nn import StronglyConvex, GradNetM
@@ -56,25 +70,75 @@ class SemiDual:
         >>> loss = SemiDual(y)(net, torch.randn(8, 2), torch.arange(8))
         >>> loss.shape
         torch.Size([])
+
+    References:
+        | On amortizing convex conjugates for optimal transport (Amos, ICLR 2023)
     """
 
     def __init__(
-        self, target: Tensor, tol: float = 1e-5, max_iter: int = 20, x0: Tensor | None = None
+        self,
+        target: Tensor | None,
+        tol: float = 1e-5,
+        max_iter: int = 20,
+        x0: Tensor | None = None,
+        amortizer: torch.nn.Module | None = None,
+        amortizer_lr: float = 1e-3,
     ):
+        if target is None and x0 is not None:
+            raise ValueError("x0 (initial conjugate points) needs a fixed target set")
         self.target = target
-        self.x_star = target.clone() if x0 is None else x0.detach().clone()
+        self.x_star = None
+        if target is not None:
+            self.x_star = target.clone() if x0 is None else x0.detach().clone()
         self.tol, self.max_iter = tol, max_iter
+        self.amortizer = amortizer
+        self._opt = None
+        if amortizer is not None:
+            self._opt = torch.optim.Adam(amortizer.parameters(), lr=amortizer_lr)
+        self.iterations: list[list[int]] = []
 
-    def conjugate_points(self, net: GradientNetwork, idx: Tensor) -> Tensor:
-        r"""Returns :math:`x^* = (\nabla\psi)^{-1}(y)` for the targets ``idx`` (warm-started)."""
-        y = self.target[idx]
-        x = net.inverse(y, self.tol, x0=self.x_star[idx], max_iter=self.max_iter, strict=False)
-        self.x_star[idx] = x
+    def _start(self, net: GradientNetwork, y: Tensor, idx: Tensor | None) -> Tensor:
+        stored = None if idx is None else self.x_star[idx]
+        if self.amortizer is None:
+            return y.clone() if stored is None else stored
+        with torch.no_grad():
+            predicted = self.amortizer(y).to(y.dtype)
+            if stored is None:
+                return predicted
+            better = (net(predicted) - y).norm(dim=-1) < (net(stored) - y).norm(dim=-1)
+        return torch.where(better[:, None], predicted, stored)
+
+    def _regress(self, y: Tensor, x: Tensor) -> None:
+        with torch.enable_grad():
+            self._opt.zero_grad(set_to_none=True)
+            ((self.amortizer(y) - x) ** 2).sum(-1).mean().backward()
+            self._opt.step()
+
+    def conjugate_points(
+        self, net: GradientNetwork, idx: Tensor | None, y: Tensor | None = None
+    ) -> Tensor:
+        r"""Returns :math:`x^* = (\nabla\psi)^{-1}(y)` for the targets ``idx`` (or the
+        points ``y`` when there is no fixed target set), warm-started."""
+        y = self.target[idx] if idx is not None else y
+        history: list[int] = []
+        x = net.inverse(
+            y, self.tol, x0=self._start(net, y, idx), max_iter=self.max_iter, strict=False,
+            history=history,
+        )  # fmt: skip
+        self.iterations.append(history)
+        if idx is not None:
+            self.x_star[idx] = x
+        if self.amortizer is not None:
+            self._regress(y, x)
         return x
 
-    def __call__(self, net: GradientNetwork, x: Tensor, idx: Tensor) -> Tensor:
-        xs = self.conjugate_points(net, idx)
-        y = self.target[idx]
+    def __call__(self, net: GradientNetwork, x: Tensor, batch: Tensor) -> Tensor:
+        r"""The loss on source points ``x`` and the targets ``batch``: indices into
+        ``target``, or target points when ``target`` is ``None``."""
+        if self.target is None:
+            y, xs = batch, self.conjugate_points(net, None, batch)
+        else:
+            y, xs = self.target[batch], self.conjugate_points(net, batch)
         return net.potential(x).mean() - net.potential(xs).mean() + (xs * y).sum(-1).mean()
 
 
