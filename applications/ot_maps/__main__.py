@@ -36,6 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the W2 benchmark folder (with arrays/D{d}.npz); default $OTGRAD_W2BENCH or "
         "../shared/data/w2bench",
     )
+    b.add_argument(
+        "--w2-protocols",
+        default="fixed",
+        help="fixed (the stored sample sets), fresh (new draws of the pair at every step), "
+        "or both: fixed,fresh",
+    )
+    b.add_argument(
+        "--budget",
+        type=positive_float,
+        default=None,
+        help="seconds per W2 benchmark fit: the steps are set to fill them (timed on a trial fit)",
+    )
     b.add_argument("--loss-seconds", type=positive_float, default=120.0)
     b.add_argument("--no-peers", action="store_true", help="skip POT's estimators")
     b.add_argument(
@@ -49,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _check(args: argparse.Namespace) -> list[str]:
     tasks = split_list(args.tasks)
     check_choices(PROG, "tasks", tasks, TASKS)
+    check_choices(PROG, "w2-protocols", split_list(args.w2_protocols), ("fixed", "fresh"))
     check_positive(PROG, args, ("workers", "steps"))
     return tasks
 
@@ -72,7 +85,10 @@ def _run_task(task: str, args: argparse.Namespace) -> dict | None:
         if root is None:
             print(f"w2bench: no data at {args.w2_root!r} (set --w2-root); skipped")
             return None
-        return study.run_w2bench(root, wdims, brenier=extra, **common)
+        protocols = split_list(args.w2_protocols)
+        return study.run_w2bench(
+            root, wdims, brenier=extra, protocols=protocols, budget=args.budget, **common
+        )
     if task == "toy2d":
         pairs = study.TOY_PAIRS[:1] if args.quick else study.TOY_PAIRS
         return study.run_toy2d(args.out, pairs=pairs, peers=not args.no_peers, **common)

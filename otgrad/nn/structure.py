@@ -115,7 +115,10 @@ class RidgeTerm:
         M, h, d = self.W.shape
         wv = (v @ self.W.reshape(M * h, d).mT).unflatten(-1, (M, h))  # (*, M, h)
         t = self.D * wv
-        if self.U is not None:
+        if self.U is not None and self.U.shape[-1] == 1:  # one direction per module
+            u = self.U[..., 0]  # (*, M, h)
+            t = t + u * (self.s * (u * wv).sum(-1, keepdim=True))
+        elif self.U is not None:
             proj = (self.U * wv[..., None]).sum(-2)  # (*, M, r)
             t = t + (self.U * (self.s * proj)[..., None, :]).sum(-1)
         return t.flatten(-2) @ self.W.reshape(M * h, d)

@@ -42,11 +42,13 @@ def test_report_renders_every_task():
     assert "best published" in text
 
 
+W2_ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "w2bench")
+
+
 def test_w2bench_arrays_when_available():
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "w2bench")
-    if not os.path.isdir(os.path.join(root, "arrays")):
+    if not os.path.isdir(os.path.join(W2_ROOT, "arrays")):
         pytest.skip("the W2 benchmark data is not next to this checkout")
-    data = load_w2bench(root, 2)
+    data = load_w2bench(W2_ROOT, 2)
     assert data["X"].shape == (32768, 2) and data["T_test"].shape == (4096, 2)
     # the identity baseline of the benchmark's README (32.6 %)
     assert l2_uvp(data["X_test"], data["T_test"], data["var"]) == pytest.approx(32.6, abs=2.0)
@@ -68,8 +70,28 @@ def test_quick_run(tmp_path, capsys):
     assert "| BrenierMap |" in (out / "results.md").read_text()
 
 
+def test_w2bench_both_protocols_within_a_budget(tmp_path):
+    if not os.path.isdir(os.path.join(W2_ROOT, "arrays")):
+        pytest.skip("the W2 benchmark data is not next to this checkout")
+    out = tmp_path / "w2"
+    args = ["--quick", "--out", str(out), "--tasks", "w2bench", "--w2-root", W2_ROOT]
+    args += ["--w2-protocols", "fixed,fresh", "--budget", "4", "--workers", "1"]
+    assert main(args) == 0
+    w = json.loads((out / "ot_w2bench.json").read_text())
+    rows = {r["method"]: r for r in w["rows"]}
+    fixed, fresh = rows["BrenierMap"], rows["BrenierMap (fresh samples)"]
+    assert fresh["protocol"] == "fresh" and fresh["n_train"] is None
+    for r in (fixed, fresh):
+        assert r["options"]["time_limit"] == 4 and r["steps"] >= 40
+        assert r["fit_seconds"] < 4 + 2  # the budget is a hard stop (plus the last step)
+        assert r["l2_uvp"] < rows["linear (Bures)"]["l2_uvp"]  # d = 2: beats the linear map
+    assert "BrenierMap (fresh samples) L2-UVP (%)" in (out / "results.md").read_text()
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(SystemExit, match="unknown tasks"):
         main(["--tasks", "bogus", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="positive"):
         main(["--workers", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="unknown w2-protocols"):
+        main(["--w2-protocols", "online", "--out", str(tmp_path)])
