@@ -16,13 +16,13 @@ from ..common import (
     study_parser,
     task_main,
 )
-from . import color, study
+from . import color, digits, study
 from .report import tables
 
 __all__ = ["TASKS", "build_parser", "main"]
 
 PROG = "applications.ot_maps"
-TASKS = ("gaussian", "w2bench", "toy2d", "losses", "color")
+TASKS = ("gaussian", "w2bench", "toy2d", "losses", "color", "digits")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +94,11 @@ def _run_task(task: str, args: argparse.Namespace) -> dict | None:
         return study.run_toy2d(args.out, pairs=pairs, peers=not args.no_peers, **common)
     if task == "losses":
         return study.run_losses(root, seconds=args.loss_seconds, **common)
+    if task == "digits":
+        r = digits.run_digits(args.out, quick=args.quick)
+        print(f"digits {r['source']} -> {r['target']}: held-out W2 {r['w2_source']:.3f} before, ")
+        print(f"{r['w2_mapped']:.3f} after ({r['w2_linear']:.3f} linear)")
+        return r
     c = color.run_color_transfer(args.out, quick=args.quick)
     print(f"color transfer: W2 {c['w2_source']:.3f} before, {c['w2_mapped']:.3f} after")
     return c

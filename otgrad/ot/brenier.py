@@ -550,3 +550,4 @@ class BrenierMap(Estimator):
             state["mean_y"], state["scale_y"], d
         )
         self.net_, self.n_features_in_ = module, d
+        self.conjugate_net_, self.conjugate_solves_ = None, []  # not saved

@@ -88,6 +88,15 @@ def test_w2bench_both_protocols_within_a_budget(tmp_path):
     assert "BrenierMap (fresh samples) L2-UVP (%)" in (out / "results.md").read_text()
 
 
+def test_digits_quick_run(tmp_path):
+    out = tmp_path / "digits"
+    assert main(["--quick", "--tasks", "digits", "--out", str(out)]) == 0
+    r = json.loads((out / "ot_digits.json").read_text())
+    assert r["d"] == 64 and r["n_train"][0] > 100
+    assert r["w2_mapped"] < 0.8 * r["w2_source"]  # the held-out ones move towards the target
+    assert (out / r["figure"]).stat().st_size > 10_000
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(SystemExit, match="unknown tasks"):
         main(["--tasks", "bogus", "--out", str(tmp_path)])

@@ -65,7 +65,7 @@ def _gaussian_samplers(A, b):
     return source, target
 
 
-def test_fit_on_samplers_and_the_inverse_round_trip():
+def test_fit_on_samplers_and_the_inverse_round_trip(tmp_path):
     A = torch.tensor([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 1.5]], dtype=torch.float64)
     b = torch.tensor([3.0, -1.0, 0.5], dtype=torch.float64)
     source, target = _gaussian_samplers(A, b)
@@ -76,6 +76,12 @@ def test_fit_on_samplers_and_the_inverse_round_trip():
     assert np.abs(T.transform(x) - true).max() < 0.2
     back = T.inverse_transform(T.transform(x))
     assert np.abs(back - x).max() < 1e-3
+    # saved and loaded, the map is the same; the inverse starts without the amortizer
+    T.save(tmp_path / "map.pt")
+    U = BrenierMap.load(tmp_path / "map.pt")
+    assert U.conjugate_net_ is None
+    np.testing.assert_allclose(U.transform(x), T.transform(x), rtol=0, atol=1e-12)
+    assert np.abs(U.inverse_transform(U.transform(x)) - x).max() < 1e-3
     # same seed, same draws: the fit is reproducible
     T2 = BrenierMap(steps=150, seed=0, progress=False).fit(source, target)
     np.testing.assert_allclose(T2.transform(x), T.transform(x), rtol=0, atol=1e-6)
