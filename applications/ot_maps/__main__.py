@@ -96,8 +96,10 @@ def _run_task(task: str, args: argparse.Namespace) -> dict | None:
         return study.run_losses(root, seconds=args.loss_seconds, **common)
     if task == "digits":
         r = digits.run_digits(args.out, quick=args.quick)
-        print(f"digits {r['source']} -> {r['target']}: held-out W2 {r['w2_source']:.3f} before, ")
-        print(f"{r['w2_mapped']:.3f} after ({r['w2_linear']:.3f} linear)")
+        print(
+            f"digits {r['source']} -> {r['target']}: held-out W2 {r['w2_source']:.3f} before, "
+            f"{r['w2_mapped']:.3f} after ({r['w2_linear']:.3f} linear)"
+        )
         return r
     c = color.run_color_transfer(args.out, quick=args.quick)
     print(f"color transfer: W2 {c['w2_source']:.3f} before, {c['w2_mapped']:.3f} after")

@@ -210,16 +210,3 @@ def color() -> str:
         f"3000 pixels of each: {c['w2_source']:.3f} before, {c['w2_mapped']:.3f} after "
         f"(linear map: {c['w2_linear']:.3f}).\n\n![color transfer](ot/{c['figure']})"
     )
-
-
-def digits() -> str:
-    r"""The numbers and the figure of the digits transport."""
-    r = _load("digits")
-    return (
-        f"{command_note(r)}. Digit {r['source']} to digit {r['target']}, d = {r['d']}: "
-        f"{r['n_train'][0]} and {r['n_train'][1]} training images, {r['steps']} steps "
-        f"({r['seconds']:.0f} s). W2 between the held-out images ({r['n_test'][0]} and "
-        f"{r['n_test'][1]}): {r['w2_source']:.3f} before, {r['w2_mapped']:.3f} after the map, "
-        f"{r['w2_linear']:.3f} after the linear (Bures) map; two sets of target images are "
-        f"{r['w2_target_sets']:.3f} apart (the sampling level).\n\n![digits](ot/{r['figure']})"
-    )

@@ -117,9 +117,10 @@ class SemiDual:
     def conjugate_points(
         self, net: GradientNetwork, idx: Tensor | None, y: Tensor | None = None
     ) -> Tensor:
-        r"""Returns :math:`x^* = (\nabla\psi)^{-1}(y)` for the targets ``idx`` (or the
-        points ``y`` when there is no fixed target set), warm-started."""
-        y = self.target[idx] if idx is not None else y
+        r"""Returns :math:`x^* = (\nabla\psi)^{-1}(y)` for the targets ``idx`` (``y``: their
+        points, gathered here if not given; without a fixed target set, ``idx`` is ``None``
+        and ``y`` the points), warm-started."""
+        y = self.target[idx] if y is None else y
         history: list[int] = []
         x = net.inverse(
             y, self.tol, x0=self._start(net, y, idx), max_iter=self.max_iter, strict=False,
@@ -135,10 +136,9 @@ class SemiDual:
     def __call__(self, net: GradientNetwork, x: Tensor, batch: Tensor) -> Tensor:
         r"""The loss on source points ``x`` and the targets ``batch``: indices into
         ``target``, or target points when ``target`` is ``None``."""
-        if self.target is None:
-            y, xs = batch, self.conjugate_points(net, None, batch)
-        else:
-            y, xs = self.target[batch], self.conjugate_points(net, batch)
+        fixed = self.target is not None
+        y = self.target[batch] if fixed else batch
+        xs = self.conjugate_points(net, batch if fixed else None, y)
         return net.potential(x).mean() - net.potential(xs).mean() + (xs * y).sum(-1).mean()
 
 
