@@ -125,11 +125,13 @@ class Estimator:
     ) -> History:  # fmt: skip
         r"""Trains ``module`` for ``self.steps`` steps of ``sampler`` with a cosine learning
         rate through :func:`otgrad.train.fit` (epochs of ``per_epoch`` steps; ``options`` go
-        to ``fit``, e.g. ``lr``), within ``self.time_limit``."""
+        to ``fit``, e.g. ``lr``), within ``self.time_limit``: with a time limit, the rate
+        decays over the steps or the time, whichever ends first (``"cosine-time"``)."""
         per_epoch = min(self.steps, per_epoch)
+        schedule = "cosine" if self.time_limit is None else "cosine-time"
         return fit(
             module, loss_fn, sampler, epochs=math.ceil(self.steps / per_epoch),
-            steps_per_epoch=per_epoch, schedule="cosine", seed=seed,
+            steps_per_epoch=per_epoch, schedule=schedule, seed=seed,
             time_limit=self.time_limit, progress=self.progress, **options,
         )  # fmt: skip
 

@@ -225,7 +225,13 @@ def fit(
             global batch, split between them.
         steps_per_epoch: The steps per epoch (required with a sampler).
         lr: The learning rate of the default Adam optimizer.
-        schedule: ``None`` (constant) or ``"cosine"`` (decay to 0 over all steps).
+        schedule: ``None`` (constant), ``"cosine"`` (decay to 0 over all steps) or
+            ``"cosine-time"`` (decay to 0 over the steps or ``time_limit``, whichever
+            ends first: the progress at a step is the larger of the fraction of steps
+            and the fraction of the time limit used, so that a run cut by the clock
+            still ends at a small learning rate; needs ``time_limit`` and no
+            ``checkpoint``. A run that keeps at least an even pace through its steps
+            follows ``"cosine"``).
         val_data: Validation tensors; when given, the weights with the lowest validation
             loss (evaluated after each epoch) are restored at the end.
         seed: Seeds the shuffling or the sampler (a private ``torch.Generator``).
@@ -438,7 +444,15 @@ def _check_fit_args(config: _Config) -> _Config:
     check_optional_positive(time_limit=config.time_limit)
     if config.checkpoint is not None:
         check_output_path(config.checkpoint, "checkpoint")
-    check_choice("schedule", config.schedule, (None, "cosine"))
+    check_choice("schedule", config.schedule, (None, "cosine", "cosine-time"))
+    if config.schedule == "cosine-time":
+        if config.time_limit is None:
+            raise ValueError('schedule="cosine-time" needs a time_limit')
+        if config.checkpoint is not None:
+            raise ValueError(
+                'schedule="cosine-time" cannot be combined with a checkpoint: the time limit '
+                "is per call, so a resumed run would restart the clock"
+            )
     data, steps = _check_data(config)
     val_data = config.val_data
     if val_data is not None:
@@ -488,7 +502,7 @@ def _setup(model: nn.Module, loss_fn: Callable[..., Tensor], config: _Config) ->
     seed = _shared_seed(config.seed, rank, size, target)
     gen, local_gen = _generators(seed, rank)
     opt = config.optimizer or _adam(model, config.lr, target)
-    sched = _schedule(opt, config)
+    sched = _schedule(opt, config, rank, size, target)
     tensors = config.tensors
     return _Run(
         config=config,
@@ -560,11 +574,47 @@ def _adam(model: nn.Module, lr: float, target: torch.device) -> torch.optim.Opti
     return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
 
 
-def _schedule(opt: torch.optim.Optimizer, config: _Config) -> LRScheduler | None:
-    r"""Returns the learning-rate schedule (cosine decay to 0 over all steps), if any."""
-    if config.schedule != "cosine":
-        return None
-    return CosineAnnealingLR(opt, T_max=config.epochs * config.steps_per_epoch)
+def _schedule(
+    opt: torch.optim.Optimizer, config: _Config, rank: int, size: int, target: torch.device
+) -> LRScheduler | None:
+    r"""Returns the learning-rate schedule, if any (see ``schedule`` in :func:`fit`)."""
+    steps = config.epochs * config.steps_per_epoch
+    if config.schedule == "cosine":
+        return CosineAnnealingLR(opt, T_max=steps)
+    if config.schedule == "cosine-time":
+        agree = (lambda t: t) if size == 1 else (lambda t: _all_sum(t, target) / size)
+        return _TimedCosine(opt, steps, config.time_limit, agree)
+    return None
+
+
+class _TimedCosine(LRScheduler):
+    r"""Cosine decay to 0 at progress :math:`p = \min(1, \max(k / K, t / T))` after
+    :math:`k` of :math:`K` steps and :math:`t` of :math:`T` seconds.
+
+    Arguments:
+        optimizer: The optimizer whose learning rates decay.
+        steps: The planned steps :math:`K`.
+        time_limit: The planned seconds :math:`T`, counted from construction.
+        agree: Maps this process's elapsed seconds to a value all processes share
+            (their mean), so that every process uses the same learning rate.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        steps: int,
+        time_limit: float,
+        agree: Callable[[float], float],
+    ):
+        self.steps, self.time_limit, self.agree = steps, time_limit, agree
+        self.began = time.perf_counter()
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        elapsed = self.agree(time.perf_counter() - self.began)
+        progress = min(1.0, max(self.last_epoch / self.steps, elapsed / self.time_limit))
+        scale = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return [base * scale for base in self.base_lrs]
 
 
 def _objective(

@@ -4,6 +4,7 @@ and under ``torchrun --nproc_per_node=2`` (gloo, CPU) by ``torchrun ... -m tests
 from __future__ import annotations
 
 import sys
+import time
 
 import torch
 
@@ -82,10 +83,32 @@ def brenier_case() -> dict:
     return {"map": torch.as_tensor(est.transform(probe.numpy())), "loss": est.history_.train_loss}
 
 
-CASES = {"tensors": tensors_case, "sampler": sampler_case, "brenier": brenier_case}
+def timed_case() -> dict:
+    """A cosine learning rate that follows the clock, on processes of unequal pace (rank r
+    sleeps (r + 1) ms per step): every process must use the same learning rate."""
+    x, y = _data(4)
+    rank = world()[0]
+
+    def slow(net, xb, yb):
+        time.sleep(0.001 * (rank + 1))
+        return _mse(net, xb, yb)
+
+    torch.manual_seed(2)
+    net = GradNetC(3, 8).double()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    hist = fit(net, slow, (x, y), epochs=10**4, batch_size=50, optimizer=opt, seed=5,
+               schedule="cosine-time", time_limit=1.0)  # fmt: skip
+    return {"state": net.state_dict(), "lr": opt.param_groups[0]["lr"], "steps": hist.steps}
+
+
+CASES = {
+    "tensors": tensors_case,
+    "sampler": sampler_case,
+    "brenier": brenier_case,
+    "timed": timed_case,
+}
 
 if __name__ == "__main__":
     case, out = sys.argv[1], sys.argv[2]
     result = CASES[case]()
-    if is_main_process():
-        torch.save(result, out)
+    torch.save(result, out if is_main_process() else f"{out}.rank{world()[0]}")

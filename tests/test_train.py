@@ -55,6 +55,10 @@ def test_fit_argument_errors():
         fit(net, mse, (x, x), epochs=0)
     with pytest.raises(ValueError, match="schedule"):
         fit(net, mse, (x, x), schedule="linear")
+    with pytest.raises(ValueError, match="needs a time_limit"):
+        fit(net, mse, (x, x), schedule="cosine-time")
+    with pytest.raises(ValueError, match="checkpoint"):
+        fit(net, mse, (x, x), schedule="cosine-time", time_limit=1.0, checkpoint="state.pt")
     with pytest.raises(ValueError, match="batch_size"):
         fit(net, mse, (x, x), batch_size=0)
     with pytest.raises(ValueError, match="val_data"):
@@ -225,6 +229,36 @@ def test_time_limited_chunks_resume_bit_identically(tmp_path):
     for p, q in zip(reference.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(p, q)
     assert (hist.train_loss, hist.steps) == (ref_hist.train_loss, ref_hist.steps)
+
+
+def test_time_based_cosine_decays_by_the_time_limit():
+    """With ``"cosine-time"``, a run cut by its time limit ends at a learning rate near 0
+    (``"cosine"`` would still be near its start); a run well within its limit follows
+    ``"cosine"``."""
+    x = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = x**3
+
+    def slow(m, xb, yb):  # 5 ms per step: about 60 of the 10,000 planned steps fit
+        time.sleep(0.005)
+        return mse(m, xb, yb)
+
+    def run(loss, schedule, limit, epochs):
+        torch.manual_seed(3)
+        net = GradNetC(2, 4).double()
+        opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        hist = fit(net, loss, (x, y), epochs=epochs, batch_size=16, optimizer=opt, seed=1,
+                   schedule=schedule, time_limit=limit)  # fmt: skip
+        return net, opt.param_groups[0]["lr"], hist
+
+    _, lr_time, hist = run(slow, "cosine-time", 0.3, 2500)
+    _, lr_steps, _ = run(slow, "cosine", 0.3, 2500)
+    assert not hist.finished and 0 < hist.steps < 1000
+    assert lr_time < 1e-4 < 0.009 < lr_steps
+    timed, lr_time, _ = run(mse, "cosine-time", 1e6, 5)
+    plain, lr_steps, _ = run(mse, "cosine", None, 5)
+    assert lr_time == pytest.approx(0.0, abs=1e-12) and lr_steps == pytest.approx(0.0, abs=1e-12)
+    for p, q in zip(timed.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
 
 
 def test_sigkill_and_resume_is_bit_identical(tmp_path):

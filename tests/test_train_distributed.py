@@ -59,6 +59,17 @@ def test_two_processes_match_one(tmp_path, case):
         torch.testing.assert_close(two["state"][k], v, rtol=1e-10, atol=1e-12, msg=k)
 
 
+def test_time_based_cosine_agrees_across_processes(tmp_path):
+    """The processes run at different paces, yet share the learning rate (the mean of their
+    clocks): their replicas stay identical, and the rate reaches 0 at the time limit."""
+    rank0 = run_two_processes("timed", tmp_path / "two.pt")
+    rank1 = torch.load(tmp_path / "two.pt.rank1", weights_only=True)
+    assert rank0["steps"] == rank1["steps"] > 10
+    assert rank0["lr"] == rank1["lr"] < 1e-4
+    for k, v in rank0["state"].items():
+        assert torch.equal(rank1["state"][k], v), k
+
+
 def test_brenier_map_on_two_processes(tmp_path):
     two = run_two_processes("brenier", tmp_path / "two.pt")
     one = CASES["brenier"]()

@@ -67,7 +67,8 @@ class ConvexPotentialFlow(Estimator):
         lr: Adam's initial learning rate.
         val_fraction: Hold out this fraction of ``X``; the weights with the best held-out
             likelihood (checked every 250 steps) are kept.
-        time_limit: Stop after this many seconds.
+        time_limit: Stop after this many seconds; the cosine learning rate
+            then decays to 0 over the steps or the time, whichever ends first.
         dtype: ``torch.float32`` or ``torch.float64``.
         device: Where to train (default: the CUDA device ``LOCAL_RANK`` if CUDA is available,
             else CPU; see :func:`~otgrad.train.default_device`).

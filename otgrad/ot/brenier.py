@@ -185,7 +185,8 @@ class BrenierMap(Estimator):
             for a target sampler, off for a target set, where the stored points are the
             better starts (W2 benchmark, d = 32: median relative residual of the stored
             points 0.02–0.1 against 0.2 for the prediction).
-        time_limit: Stops training after this many seconds.
+        time_limit: Stops training after this many seconds; the cosine learning rate
+            then decays to 0 over the steps or the time, whichever ends first.
         dtype: The network's dtype (``torch.float32`` or ``torch.float64``).
         device: Where to train (default: the CUDA device ``LOCAL_RANK`` if CUDA is
             available, else CPU; see :func:`~otgrad.train.default_device`).

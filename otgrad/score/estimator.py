@@ -82,7 +82,8 @@ class ScoreModel(Estimator):
         batch_size: Samples per step.
         lr: Adam's learning rate (cosine decay).
         ema: The decay of the weight average.
-        time_limit: Stop training after this many seconds.
+        time_limit: Stop training after this many seconds; the cosine learning rate
+            then decays to 0 over the steps or the time, whichever ends first.
         dtype: ``torch.float32`` or ``torch.float64``.
         device: Where to train (default: CUDA if available).
         seed: Seeds initialization, batches and noise.
