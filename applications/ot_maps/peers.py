@@ -1,10 +1,20 @@
-r"""The peers of :class:`~otgrad.ot.BrenierMap`: POT's estimators and the exact plan."""
+r"""The peers of :class:`~otgrad.ot.BrenierMap`: POT's estimators, the exact plan, and
+OTT-JAX's neural dual solver (optional: ``pip install otgrad[bench]``)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import os
+import time
+import warnings
+
 import numpy as np
 
-__all__ = ["PEERS", "peer_map"]
+__all__ = ["PEERS", "OTT", "peer_map", "ott_available", "ott_neural_dual"]
+
+#: OTT-JAX's ICNN dual solver with amortized, fine-tuned conjugates (Amos 2023).
+OTT = "OTT-JAX W2NeuralDual"
 
 PEERS = (
     "POT LinearTransport",
@@ -43,3 +53,64 @@ def _mapping_transport(method: str, X: np.ndarray):
     return ot.da.MappingTransport(
         kernel="gaussian", sigma=sigma, mu=1.0, eta=1e-3, bias=True, max_iter=10
     )
+
+
+def ott_available() -> bool:
+    r"""Whether OTT-JAX with its neural extra (``ott-jax[neural]``) is installed."""
+    return all(importlib.util.find_spec(m) for m in ("jax", "ott", "flax", "optax", "diffrax"))
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+def _batches(Z: np.ndarray, batch_size: int, rng: np.random.Generator):
+    while True:
+        yield Z[rng.integers(len(Z), size=batch_size)]
+
+
+def ott_neural_dual(
+    X: np.ndarray,
+    Y: np.ndarray,
+    Xt: np.ndarray,
+    seconds: float,
+    *,
+    batch_size: int = 1024,
+    seed: int = 0,
+) -> tuple[np.ndarray, int]:
+    r"""Fits OTT-JAX's :class:`W2NeuralDual` (its defaults: ICNN potentials of four hidden
+    layers of 64, Adam, conjugates predicted by a second ICNN and fine-tuned by L-BFGS)
+    on minibatches of the sets ``X`` and ``Y`` for ``seconds`` (compilation included),
+    on one CPU thread.
+
+    Returns:
+        The test points ``Xt`` mapped, and the steps taken.
+    """
+    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    import jax
+    import jax.numpy as jnp
+    from ott.neural.methods.neuraldual import W2NeuralDual
+
+    rng = np.random.default_rng(seed)
+    X, Y = (np.asarray(a, dtype=np.float32) for a in (X, Y))
+    with warnings.catch_warnings():  # its ICNN's default pos_weights differs from its own
+        warnings.filterwarnings("ignore", "Setting of ICNN", UserWarning)
+        solver = W2NeuralDual(X.shape[1], num_train_iters=10**9, rng=jax.random.key(seed))
+    start, steps = time.perf_counter(), 0
+
+    def stop_in_time(step: int, _potentials) -> None:
+        nonlocal steps
+        steps = step + 1
+        if time.perf_counter() - start > seconds:
+            raise _OutOfTime
+
+    loaders = [_batches(Z, batch_size, rng) for Z in (X, Y, X, Y)]
+    # its training loop shows a progress bar over num_train_iters on stderr
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
+        try:
+            solver(*loaders, callback=stop_in_time)
+        except _OutOfTime:
+            pass
+    mapped = solver.to_dual_potentials().transport(jnp.asarray(Xt, dtype=jnp.float32))
+    return np.asarray(mapped, dtype=np.float64), steps

@@ -8,7 +8,14 @@ from ..common import DOCS as _DOCS
 from ..common import command_note, join_tables, load_json, load_result, markdown_table, where
 from .published import W2_PUBLISHED, gaussian_goal
 
-__all__ = ["gaussian_table", "w2bench_table", "toy2d_table", "losses_table", "tables"]
+__all__ = [
+    "gaussian_table",
+    "w2bench_table",
+    "peers_table",
+    "toy2d_table",
+    "losses_table",
+    "tables",
+]
 
 
 def _fmt(v: float) -> str:
@@ -56,6 +63,36 @@ def w2bench_table(w: dict) -> str:
     return markdown_table([""] + [f"d = {d}" for d in dims], body)
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min"
+
+
+def peers_table(p: dict) -> str:
+    r"""L2-UVP (%) of each peer per dimension and budget, with the steps its neural solvers
+    took (POT's estimators run once per dimension, to completion: their fit time)."""
+    rows = p["rows"]
+    dims = sorted({r["d"] for r in rows})
+    budgets = sorted({r["budget"] for r in rows if r["budget"] is not None})
+    columns = [(d, b) for d in dims for b in budgets]
+
+    def cell(method: str, d: int, b: float) -> str:
+        r = next((r for r in rows if r["method"] == method and r["d"] == d and
+                  r["budget"] in (b, None)), None)  # fmt: skip
+        if r is None:
+            return "—"
+        if r["budget"] is None:
+            return f"{_fmt(r['l2_uvp'])} ({r['seconds']:.0f} s)"
+        return f"{_fmt(r['l2_uvp'])} ({r['steps']} steps)"
+
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["budget"] is not None))
+    methods += [m for m in dict.fromkeys(r["method"] for r in rows) if m not in methods]
+    body = [[m] + [cell(m, d, b) for d, b in columns] for m in methods]
+    body.append(
+        ["best published (%)"] + [f"{W2_PUBLISHED.get(d, float('nan'))}" for d, _ in columns]
+    )
+    return markdown_table([""] + [f"d = {d}, {_minutes(b)}" for d, b in columns], body)
+
+
 def toy2d_table(t: dict) -> str:
     r""":math:`W_2` after the map, before it and between two target samples, per pair and method."""
     body = [
@@ -80,6 +117,7 @@ def losses_table(s: dict) -> str:
 _TABLES = {
     "gaussian": gaussian_table,
     "w2bench": w2bench_table,
+    "peers": peers_table,
     "toy2d": toy2d_table,
     "losses": losses_table,
 }
@@ -171,6 +209,19 @@ def w2bench() -> str:
             f"of d = {sorted(var)}; fit times {times} ({where(extra)})."
         )
     return "\n\n".join(lines + [w2bench_table(w)])
+
+
+def peers_setup() -> str:
+    r"""The command of the peer table, and the peers it skipped."""
+    p = _load("peers")
+    skipped = p["protocol"].get("skipped") or []
+    note = f" Skipped: {'; '.join(skipped)}." if skipped else ""
+    return command_note(p) + "." + note
+
+
+def peers() -> str:
+    r"""The peer table."""
+    return peers_table(_load("peers"))
 
 
 def toy2d_setup() -> str:

@@ -15,7 +15,7 @@ from otgrad.ot import BrenierMap, GaussianMap, cosine_similarity, l2_uvp, wasser
 
 from ..common import pool_map
 from .data import gaussian_pair, load_w2bench
-from .peers import PEERS, peer_map
+from .peers import OTT, PEERS, ott_available, ott_neural_dual, peer_map
 from .published import W2_PUBLISHED
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "brenier_options",
     "run_gaussian",
     "run_w2bench",
+    "run_peers",
     "run_toy2d",
     "run_losses",
 ]
@@ -53,18 +54,15 @@ def _fit_brenier(X, Y, options: dict, seed: int) -> BrenierMap:
     return BrenierMap(seed=seed, progress=False, device="cpu", **options).fit(X, Y)
 
 
-def _budget_steps(X, Y, options: dict, seed: int, budget: float, trial: int = 40) -> dict:
-    r"""The options with the steps that a ``trial``-step fit predicts for ``budget`` seconds
-    and ``time_limit=budget``.
+#: The steps of a fit with a time budget: more than any budget allows, so the clock ends it.
+UNBOUNDED_STEPS = 10**7
 
-    The prediction is optimistic: the first steps start from the exact inverse of the
-    Gaussian start and are the cheapest; later ones take more Newton iterations. With a
-    time limit the cosine learning rate follows the clock when the clock runs out first
-    (``"cosine-time"`` in :func:`otgrad.train.fit`), so the fit still ends at a small rate.
-    """
-    est = _fit_brenier(X, Y, {**options, "steps": trial}, seed)
-    per_step = est.fit_seconds_ / trial
-    return {**options, "steps": max(trial, int(budget / per_step)), "time_limit": budget}
+
+def _budget_options(options: dict, budget: float) -> dict:
+    r"""The options of a fit that trains for ``budget`` seconds: the cosine learning rate
+    then follows the clock (``"cosine-time"`` in :func:`otgrad.train.fit`) and decays to 0
+    at the time limit."""
+    return {**options, "steps": UNBOUNDED_STEPS, "time_limit": budget}
 
 
 def _fit_map_task(task: Task, data: dict) -> tuple[BrenierMap, dict]:
@@ -77,7 +75,7 @@ def _fit_map_task(task: Task, data: dict) -> tuple[BrenierMap, dict]:
         X, Y = pair.sample_source, pair.sample_target
     options = task.options
     if task.budget is not None:
-        options = _budget_steps(X, Y, options, task.seed, task.budget)
+        options = _budget_options(options, task.budget)
     est = _fit_brenier(X, Y, options, task.seed)
     return est, options
 
@@ -100,15 +98,23 @@ def _run_map_task(task: Task) -> dict:
     start = time.perf_counter()
     if task.method.startswith("BrenierMap"):
         est, options = _fit_map_task(task, data)
-        row.update(steps=est.history_.steps, options=options, fit_seconds=est.fit_seconds_)
+        row.update(
+            steps=est.history_.steps,
+            options=options,
+            fit_seconds=est.fit_seconds_,
+            train_seconds=est.history_.seconds,
+        )
         if task.protocol == "fresh":
             row.update(n_train=None, protocol="fresh")
         row.update(_score_map(data, est.transform(Xt), Xt, Tt))
     elif task.method == "linear (Bures)":
         row.update(_score_map(data, GaussianMap().fit(X, Y).transform(Xt), Xt, Tt))
+    elif task.method == OTT:
+        mapped, steps = ott_neural_dual(X, Y, Xt, task.budget, seed=task.seed)
+        row.update(_score_map(data, mapped, Xt, Tt), steps=steps)
     else:
         row.update(_run_peer(task, data))
-    row["seconds"] = time.perf_counter() - start
+    row.update(seconds=time.perf_counter() - start, budget=task.budget)
     return row
 
 
@@ -185,8 +191,8 @@ def run_w2bench(
 
     ``protocols``: ``"fixed"`` trains on the stored 32768-sample sets (what a user with a
     data set has), ``"fresh"`` on new draws of the pair at every step (as the published
-    solvers do; rows labelled :data:`FRESH`). ``budget``: seconds per fit, the steps set
-    to fill them (:func:`_budget_steps`) instead of :func:`brenier_options`'s."""
+    solvers do; rows labelled :data:`FRESH`). ``budget``: seconds per fit, which the clock
+    ends (:func:`_budget_options`), instead of :func:`brenier_options`'s steps."""
     extra = dict(brenier or {})
     methods = [("BrenierMap", p) for p in protocols] + [("linear (Bures)", "fixed")]
     tasks = [
@@ -209,6 +215,48 @@ def run_w2bench(
         protocol=_protocol(
             published=W2_PUBLISHED, budget_seconds=budget, protocols=list(protocols)
         ),
+    )
+
+
+def run_peers(
+    root: str,
+    dims: Sequence[int],
+    budgets: Sequence[float],
+    *,
+    quick: bool = False,
+    workers: int = 2,
+    seed: int = 0,
+) -> dict:
+    r"""The peer table: BrenierMap and OTT-JAX's :class:`W2NeuralDual` (when installed)
+    with ``budgets`` seconds per fit, POT's linear and kernel mapping estimators, on the
+    W2 benchmark's stored sample sets of dimension ``dims`` (one thread per fit).
+
+    Returns:
+        ``{"rows": [...], "protocol": {...}}``; ``protocol["skipped"]`` names a peer that
+        could not run.
+    """
+    timed = ["BrenierMap"] + ([OTT] if ott_available() else [])
+    tasks = [
+        Task(
+            "w2bench",
+            d,
+            m,
+            brenier_options(d, quick) if m == "BrenierMap" else {},
+            seed,
+            root=root,
+            budget=b,
+        )  # fmt: skip
+        for b in sorted(budgets, reverse=True)
+        for d in sorted(dims, reverse=True)
+        for m in timed
+    ]
+    untimed = ("POT LinearTransport", "POT MappingTransport (kernel)")
+    tasks += [Task("w2bench", d, m, {}, seed, root=root) for d in dims for m in untimed]
+    rows = pool_map(_run_map_task, tasks, workers, "peers")
+    skipped = [] if ott_available() else [f"{OTT}: not installed (pip install otgrad[bench])"]
+    return dict(
+        rows=sorted(rows, key=lambda r: (r["d"], r["budget"] or 0, r["method"])),
+        protocol=_protocol(budgets=list(budgets), skipped=skipped, published=W2_PUBLISHED),
     )
 
 
