@@ -222,6 +222,43 @@ def _centroid_preconditioner(
     return lambda r: r @ inverse
 
 
+class _Linearizations:
+    r"""The linearization of the points last evaluated with their structure (by
+    ``evaluate``), so that a Newton iteration need not evaluate the network again at
+    points where the previous line search already did.
+
+    Arguments:
+        n: The number of points of the solve.
+        device: Where the points are.
+    """
+
+    def __init__(self, n: int, device: torch.device):
+        self.lin: Any = None
+        self.count = 0
+        self.pos = torch.full((n,), -1, dtype=torch.long, device=device)
+
+    def store(self, lin: Any, rows: Tensor, valid: Tensor | None = None) -> None:
+        r"""Keeps ``lin``, the linearization at the points ``rows`` (valid where ``valid``)."""
+        self.pos.fill_(-1)
+        self.lin, self.count = lin, len(rows)
+        if lin is not None:
+            local = torch.arange(len(rows), device=rows.device)
+            keep = slice(None) if valid is None else valid
+            self.pos[rows[keep]] = local[keep]
+
+    def operator(self, idx: Tensor) -> Callable[[Tensor], Tensor] | None:
+        r"""The Jacobian-vector product at the points ``idx``, or ``None`` if one of them
+        has no stored linearization."""
+        if self.lin is None:
+            return None
+        local = self.pos[idx]
+        if bool((local < 0).any()):
+            return None
+        if len(local) == self.count:  # every stored point, in order
+            return self.lin.matvec
+        return self.lin.rows(local).matvec
+
+
 @eager_when_compiled  # data-dependent stopping
 @full_precision
 def invert(
@@ -231,6 +268,7 @@ def invert(
     jacobian: Callable[[Tensor], Tensor] | None = None,
     jvp: Callable[[Tensor, Tensor], Tensor] | None = None,
     linearize: Callable[[Tensor], Callable[[Tensor], Tensor]] | None = None,
+    evaluate: Callable[[Tensor], tuple[Tensor, Any]] | None = None,
     x0: Tensor | None = None,
     tol: float = 1e-6,
     max_iter: int = 100,
@@ -262,6 +300,12 @@ def invert(
         linearize: ``x -> (v -> J(x) v)``: builds the Jacobian operator at ``x`` once per
             Newton iteration (e.g. from a closed-form structure), reused by every
             conjugate-gradient iteration; preferred over ``jvp`` by ``"newton-cg"``.
+        evaluate: ``x -> (f(x), L)`` with ``L`` the linearization at ``x`` (an object with
+            ``matvec(v)``, ``rows(idx)`` and ``batch_size``, e.g. a
+            :class:`~otgrad.nn.structure.StructuredJacobian`, or ``None``). With it,
+            ``"newton-cg"`` evaluates the starting points and each line search's full
+            step this way, and the next Newton iteration reuses the linearization at the
+            points that took it (one network evaluation per iteration instead of two).
         x0: A starting point (warm start), by default ``y``.
         tol: The relative residual tolerance.
         max_iter: The maximal number of Newton iterations.
@@ -295,7 +339,13 @@ def invert(
         if x.shape != y.shape:
             raise ValueError(f"x0 must have shape {tuple(y.shape)}, got {tuple(x.shape)}")
         scale = 1.0 + y.norm(dim=-1)
-        r = forward(x) - y
+        cache = _Linearizations(len(y), y.device) if method == "newton-cg" else None
+        if cache is not None and evaluate is not None:
+            fx, lin = evaluate(x)
+            cache.store(lin, torch.arange(len(y), device=y.device))
+        else:
+            fx = forward(x)
+        r = fx - y
         merit = 0.5 * (r * r).sum(-1)
         active = r.norm(dim=-1) > tol * scale
         pre = None
@@ -315,9 +365,14 @@ def invert(
                 # only as accurately as the current residual warrants.
                 rel = float((ra.norm(dim=-1) / scale[idx]).max())
                 forcing = max(min(0.1, math.sqrt(rel)), 1e-2 * tol)
-                op = linearize(xa) if linearize is not None else (lambda v, xa=xa: jvp(xa, v))
+                op = cache.operator(idx) or _operator(xa, linearize, jvp)
                 step = -_batched_cg(op, ra, forcing, 2 * y.shape[-1] + 10, pre)
-            x[idx], r[idx], merit[idx] = _line_search(forward, y[idx], xa, ra, merit[idx], step)
+            first = None if cache is None else evaluate
+            x[idx], r[idx], merit[idx], lin, ok = _line_search(
+                forward, y[idx], xa, ra, merit[idx], step, first
+            )
+            if cache is not None:
+                cache.store(lin, idx, ok)
             active[idx] = r[idx].norm(dim=-1) > tol * scale[idx]
         res = (r.norm(dim=-1) / scale).nan_to_num(nan=math.inf)
         if strict and bool((res > tol).any()):
@@ -327,6 +382,11 @@ def invert(
                 f"after {max_iter} iterations; is the network strongly monotone?"
             )
     return x
+
+
+def _operator(xa: Tensor, linearize, jvp) -> Callable[[Tensor], Tensor]:
+    r"""The Jacobian-vector product at the points ``xa``."""
+    return linearize(xa) if linearize is not None else (lambda v: jvp(xa, v))
 
 
 def _invert_method(y, jacobian, jvp, linearize, method: str, max_iter: Any) -> str:
@@ -366,19 +426,32 @@ def _line_search(
     r: Tensor,
     merit: Tensor,
     step: Tensor,
-) -> tuple[Tensor, Tensor, Tensor]:
+    evaluate: Callable[[Tensor], tuple[Tensor, Any]] | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Any, Tensor]:
     r"""Per-sample backtracking (Armijo on the merit :math:`\tfrac12\|f(x) - y\|^2`) along
-    ``step``; returns the new points, residuals and merits."""
+    ``step``; the full step is evaluated by ``evaluate`` when given.
+
+    Returns:
+        The new points, residuals and merits, the linearization at the full step (from
+        ``evaluate``, else ``None``) and where the full step was taken.
+    """
     t = torch.ones_like(merit)
     done = torch.zeros_like(merit, dtype=torch.bool)
     xn, rn, mn = x.clone(), r.clone(), merit.clone()
-    for _ in range(40):
+    lin, full = None, done
+    for k in range(40):
         trial = x + t[:, None] * step
-        rt = forward(trial) - y
+        if k == 0 and evaluate is not None:
+            ft, lin = evaluate(trial)
+        else:
+            ft = forward(trial)
+        rt = ft - y
         mt = 0.5 * (rt * rt).sum(-1)
         ok = (~done) & torch.isfinite(mt) & (mt <= (1 - 1e-4 * t) * merit)
         xn[ok], rn[ok], mn[ok] = trial[ok], rt[ok], mt[ok]
         done |= ok
+        if k == 0:
+            full = ok.clone()
         if bool(done.all()):
             break
         t = torch.where(done, t, t / 2)
@@ -388,7 +461,8 @@ def _line_search(
         xn[stalled] = trial
         rn[stalled] = forward(trial) - y[stalled]
         mn[stalled] = 0.5 * (rn[stalled] ** 2).sum(-1)
-    return xn, rn, mn
+        full = full | stalled
+    return xn, rn, mn, lin, full
 
 
 @full_precision

@@ -282,6 +282,7 @@ class GradientNetwork(nn.Module, metaclass=abc.ABCMeta):
             jacobian=self._dense_jacobian,
             jvp=lambda x, v: self._jvp_unchecked(x, v),
             linearize=self._linearize,
+            evaluate=self._structure,
             x0=x0,
             tol=tol,
             max_iter=max_iter,

@@ -66,6 +66,12 @@ def dense_logdet(jac: Tensor) -> tuple[Tensor, Tensor]:
     return 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1), info == 0
 
 
+def _rows(t: Tensor, idx: Tensor, base: int) -> Tensor:
+    r"""``t[idx]`` if ``t`` has a batch dimension before its ``base`` own ones (and it is
+    not a broadcast one of size 1), else ``t``."""
+    return t[idx] if t.dim() > base and t.shape[0] != 1 else t
+
+
 @dataclass
 class RidgeTerm:
     r""":math:`\sum_m W_m^\top (\operatorname{diag}(D_m) + U_m \operatorname{diag}(s_m) U_m^\top) W_m`.
@@ -86,6 +92,15 @@ class RidgeTerm:
         if isinstance(c, Tensor) and c.dim() > 0:
             c = c[..., None, None]
         return RidgeTerm(self.W, self.D * c, self.U, None if self.s is None else self.s * c)
+
+    def rows(self, idx: Tensor) -> RidgeTerm:
+        r"""The term at the points ``idx`` of a batch of shape ``(n,)`` (weights shared)."""
+        return RidgeTerm(
+            self.W,
+            _rows(self.D, idx, 2),
+            None if self.U is None else _rows(self.U, idx, 3),
+            None if self.s is None else _rows(self.s, idx, 2),
+        )
 
     @property
     def width(self) -> int:
@@ -184,6 +199,25 @@ class StructuredJacobian:
             self.terms + other.terms,
             self.identity + other.identity,
             self.outer + other.outer,
+        )
+
+    def rows(self, idx: Tensor) -> StructuredJacobian:
+        r"""The Jacobian at the points ``idx`` of a batch of shape ``(n,)``: the structure
+        of ``x[idx]`` without evaluating the network again.
+
+        Example:
+            >>> W = torch.randn(1, 3, 4)
+            >>> s = StructuredJacobian(4, [RidgeTerm(W, torch.rand(6, 1, 3))], identity=0.1)
+            >>> idx, v = torch.tensor([4, 1]), torch.randn(6, 4)
+            >>> torch.allclose(s.rows(idx).matvec(v[idx]), s.matvec(v)[idx])
+            True
+        """
+        mu = self.identity
+        return StructuredJacobian(
+            self.dim,
+            [t.rows(idx) for t in self.terms],
+            _rows(mu, idx, 0) if isinstance(mu, Tensor) else mu,
+            [(_rows(v, idx, 2), _rows(c, idx, 1)) for v, c in self.outer],
         )
 
     def _identity(self) -> Tensor | float:

@@ -8,6 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from otgrad.calculus import invert
 from otgrad.nn import (
     GradNetC,
     GradNetM,
@@ -179,3 +180,32 @@ def test_logdet_method_is_validated():
         s.logdet("lowrank")
     with pytest.raises(ValueError, match="empty"):
         StructuredJacobian(3, identity=1.0).logdet()
+
+
+@given(structures(), st.data())
+def test_rows_is_the_structure_of_the_selected_points(s, data):
+    n = s.dense().shape[0] if s.dense().dim() == 3 else None
+    if n is None:  # no batch dimension: nothing to select
+        return
+    idx = torch.tensor(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=4)))
+    v = torch.randn(len(idx), s.dim, dtype=F64)
+    sub = s.rows(idx)
+    assert torch.allclose(sub.dense(), s.dense()[idx], atol=1e-12, rtol=0)
+    assert torch.allclose(sub.matvec(v), (s.dense()[idx] @ v[..., None])[..., 0], atol=1e-10)
+
+
+@given(st.data())
+def test_newton_cg_reusing_the_line_search_structure_follows_the_plain_iteration(data):
+    """GradientNetwork.inverse keeps the structure evaluated at each full Newton step for
+    the next iteration; its iterates are those of the solve that evaluates it again."""
+    net, _ = data.draw(strongly_convex(dims=(2, 8), hidden=(2, 4)))
+    x_true = data.draw(inputs(net.dim, n=8))
+    y = net(x_true).detach()
+    mine, plain = [], []
+    x = net.inverse(y, 1e-9, method="newton-cg", history=mine, strict=False)
+    ref = invert(
+        net.forward, y, jvp=net.jvp, jacobian=net.jacobian, tol=1e-9, method="newton-cg",
+        strict=False, history=plain,
+    )  # fmt: skip
+    assert mine == plain
+    assert torch.allclose(x, ref, atol=1e-10, rtol=0)
