@@ -301,7 +301,7 @@ def invert(
             Newton iteration (e.g. from a closed-form structure), reused by every
             conjugate-gradient iteration; preferred over ``jvp`` by ``"newton-cg"``.
         evaluate: ``x -> (f(x), L)`` with ``L`` the linearization at ``x`` (an object with
-            ``matvec(v)``, ``rows(idx)`` and ``batch_size``, e.g. a
+            ``matvec(v)`` and ``rows(idx)``, e.g. a
             :class:`~otgrad.nn.structure.StructuredJacobian`, or ``None``). With it,
             ``"newton-cg"`` evaluates the starting points and each line search's full
             step this way, and the next Newton iteration reuses the linearization at the
